@@ -1,0 +1,133 @@
+"""The study configuration: strict loading, schema validation with defaults, cross-checks.
+
+Snakemake merges config files with a YAML loader that silently keeps the last of duplicate
+keys and knows nothing of our rules, so the workflow calls :func:`check_config_files` and
+:func:`validate_config` before any job is planned. Every error names the config key (as a
+dotted path) and the rule it breaks, because the config is the user interface.
+"""
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from fwdsnn.pdes import ParameterError, family_module
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """An invalid study configuration; the message names the offending key."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise ConfigError(f"{node.start_mark.name} line {key_node.start_mark.line + 1}: "
+                              f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1})")
+        seen[key] = key_node
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read one YAML config file, refusing duplicate keys."""
+    path = Path(path)
+    try:
+        with open(path) as handle:
+            data = yaml.load(handle, Loader=_StrictLoader)  # noqa: S506 (SafeLoader subclass)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of config keys")
+    return data
+
+
+def check_config_files(paths: Iterable[str | Path]) -> None:
+    """Fail on duplicate keys in any of the config files Snakemake merged."""
+    for path in paths:
+        load_config_file(path)
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def _with_defaults(validator_class):
+    """A validator class that fills each property's schema default before validating it."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in props.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key(path: Iterable[Any]) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def _schema_error(config: dict, schema: dict) -> ConfigError | None:
+    """The most specific schema violation, as a ConfigError naming key and rule."""
+    errors = list(_Validator(schema).iter_errors(config))
+    if not errors:
+        return None
+    # a property that fails its own rule is also "unevaluated": report the real failure first
+    errors = [e for e in errors if e.validator != "unevaluatedProperties"] or errors
+    error = jsonschema.exceptions.best_match(errors)
+    while error.context:  # descend into if/then and $ref branches to the real cause
+        error = jsonschema.exceptions.best_match(error.context)
+    return ConfigError(f"config key '{_key(error.absolute_path)}': {error.message} "
+                       f"(schema rule: {error.validator})")
+
+
+def _check_target(name: str, target: Mapping[str, Any]) -> None:
+    """The family's own checks of parameter combinations the schema cannot express."""
+    check = getattr(family_module(target["family"]), "check", None)
+    if check is None:
+        return
+    try:
+        check(target)
+    except ParameterError as err:
+        raise ConfigError(f"config key 'targets.{name}.{err.key}': {err.reason}") from None
+
+
+def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> dict:
+    """A validated deep copy of config with every schema default filled in."""
+    config = copy.deepcopy(dict(config))
+    error = _schema_error(config, load_schema() if schema is None else schema)
+    if error is not None:
+        raise error
+    for name, target in config["targets"].items():
+        _check_target(name, target)
+    for index, experiment in enumerate(config["experiments"]):
+        if experiment["target"] not in config["targets"]:
+            raise ConfigError(f"config key 'experiments.{index}.target': {experiment['target']!r} "
+                              f"is not defined under targets (defined: {', '.join(config['targets'])})")
+    return config
+
+
+def target_params(family: str, **overrides: Any) -> dict:
+    """One target's complete, validated parameters: schema defaults plus overrides."""
+    return validate_config({"targets": {"target": {"family": family, **overrides}}})["targets"]["target"]
