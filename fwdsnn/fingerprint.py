@@ -1,0 +1,72 @@
+"""Code fingerprints: a hash of the fwdsnn source a stage runs, for Snakemake's params.
+
+Snakemake reruns a job when its script or params change, not when an imported package
+changes. A rule that puts ``code_fingerprint(<its modules>)`` into ``params`` reruns exactly
+when one of those modules, or an fwdsnn module they import, is edited. Imports are found by
+reading the source (no import needed), so a family's solver module changes only its targets.
+"""
+
+import ast
+import hashlib
+import importlib.util
+from pathlib import Path
+
+PACKAGE = "fwdsnn"
+
+
+def _source_path(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except ModuleNotFoundError:  # `a.b.name` where a.b is a module and name an attribute
+        return None
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+def _imported_modules(module: str, path: Path) -> set[str]:
+    """fwdsnn modules that ``module`` imports, absolute or relative, at any depth of its code."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = module.split(".")
+                base_parts = parts if is_package else parts[:-1]
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            # `from pkg import name` may import a submodule called name
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name for name in found
+            if (name == PACKAGE or name.startswith(PACKAGE + ".")) and _source_path(name)}
+
+
+def module_closure(*modules: str) -> list[Path]:
+    """Source files of the given fwdsnn modules and every fwdsnn module they import."""
+    pending, seen = list(modules), {}
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        path = _source_path(name)
+        if path is None:
+            raise ModuleNotFoundError(f"no Python source for module {name!r}")
+        seen[name] = path
+        pending.extend(_imported_modules(name, path))
+    return sorted(set(seen.values()))
+
+
+def code_fingerprint(*modules: str) -> str:
+    """sha256 over the source of the modules' import closure (paths relative to the package)."""
+    root = Path(importlib.util.find_spec(PACKAGE).origin).parent.parent
+    digest = hashlib.sha256()
+    for path in module_closure(*modules):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
