@@ -1,0 +1,23 @@
+# fwdsnn: spiking neural networks trained without back-propagation, as a reproducible study.
+# Run everything:   snakemake -c all          Quick check:  see workflow/configs/quick.yaml
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/reference.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        rules.reference_all.input,
+        rules.figures_all.input,
+    default_target: True

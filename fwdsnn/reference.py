@@ -1,0 +1,57 @@
+"""The reference stage: one target's solutions as a NetCDF file with a train/test split.
+
+Solvers return float64; the stored file holds float32 solutions (training runs in float32,
+and it halves the size of data/) next to float64 coordinates.
+"""
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from fwdsnn import io
+from fwdsnn.pdes import family_module
+
+STAGE = "reference"
+SPLIT_TRAIN, SPLIT_TEST = 0, 1
+log = logging.getLogger(__name__)
+
+
+def make_reference(name: str, params: Mapping[str, Any]) -> xr.Dataset:
+    """Generate n_train + n_test samples of a validated target and mark the split."""
+    n_train, n_test = params["n_train"], params["n_test"]
+    rng = np.random.default_rng(params["seed"])
+    start = time.perf_counter()
+    ds = family_module(params["family"]).generate(params, n_train + n_test, rng)
+    log.info("target %s (%s): %d samples in %.1f s", name, params["family"],
+             n_train + n_test, time.perf_counter() - start)
+    for var in ("u", "a"):
+        if var in ds:
+            if not np.all(np.isfinite(ds[var].values)):
+                raise FloatingPointError(f"target {name}: solver produced non-finite {var}")
+            ds[var] = ds[var].astype(np.float32)
+    split = np.where(np.arange(n_train + n_test) < n_train, SPLIT_TRAIN, SPLIT_TEST).astype(np.int8)
+    ds["split"] = xr.DataArray(split, dims="sample", attrs={
+        "long_name": "train/test split", "units": "1",
+        "flag_values": np.array([SPLIT_TRAIN, SPLIT_TEST], np.int8), "flag_meanings": "train test"})
+    ds.attrs.update(target=name, family=params["family"])
+    return ds
+
+
+def write_reference(name: str, params: Mapping[str, Any], path: str | Path) -> Path:
+    ds = make_reference(name, params)
+    path = io.write_dataset(ds, path, stage=STAGE, config=dict(params), seed=params["seed"])
+    log.info("wrote %s (%.1f MB)", path, Path(path).stat().st_size / 1e6)
+    return path
+
+
+def read_reference(path: str | Path) -> xr.Dataset:
+    return io.read_dataset(path, stage=STAGE, variables=("u", "split"))
+
+
+def train_mask(ds: xr.Dataset) -> np.ndarray:
+    return ds["split"].values == SPLIT_TRAIN

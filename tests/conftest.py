@@ -1,0 +1,51 @@
+"""Shared helpers: run the real workflow in a scratch copy of the repository."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+QUICK = "workflow/configs/quick.yaml"
+
+
+def copy_workflow(dest: Path, with_package: bool = False) -> Path:
+    """Snakefile, workflow/ and config.yaml (and optionally fwdsnn/) in a fresh directory."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "Snakefile", dest)
+    shutil.copy(REPO / "config.yaml", dest)
+    shutil.copytree(REPO / "workflow", dest / "workflow")
+    if with_package:
+        shutil.copytree(REPO / "fwdsnn", dest / "fwdsnn",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run Snakemake of this interpreter in workdir; a local fwdsnn/ copy shadows the package."""
+    env = dict(os.environ)
+    if (workdir / "fwdsnn").is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def planned_outputs(proc: subprocess.CompletedProcess) -> list[str]:
+    """Output files of the jobs a (dry) run lists."""
+    found = re.findall(r"^\s+output: (.+)$", proc.stdout + proc.stderr, flags=re.M)
+    return sorted(path.strip() for line in found for path in line.split(", "))
+
+
+@pytest.fixture(scope="session")
+def quick_study(tmp_path_factory) -> Path:
+    """The quick overlay run once through every stage, in a copy that carries its own fwdsnn/."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("quick"), with_package=True)
+    snakemake(workdir, "-c2", "--configfile", "config.yaml", QUICK)
+    return workdir

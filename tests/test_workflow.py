@@ -1,0 +1,113 @@
+"""End to end: the quick overlay through Snakemake, reproducibility and rerun semantics."""
+
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from fwdsnn import io
+from fwdsnn.config import load_config_file, validate_config
+from fwdsnn.reference import read_reference, train_mask
+from conftest import QUICK, planned_outputs, snakemake
+
+pytestmark = pytest.mark.e2e
+OVERLAY = ("--configfile", "config.yaml", QUICK)
+
+
+def quick_config(workdir):
+    merged = load_config_file(workdir / "config.yaml")
+    for name, target in load_config_file(workdir / QUICK)["targets"].items():
+        merged["targets"][name].update(target)
+    return validate_config(merged)
+
+
+def test_every_target_has_reference_data_and_figure(quick_study):
+    config = quick_config(quick_study)
+    for name, target in config["targets"].items():
+        ds = read_reference(quick_study / "data" / f"{name}.nc")
+        assert int(train_mask(ds).sum()) == target["n_train"]
+        assert ds.sizes["sample"] == target["n_train"] + target["n_test"]
+        assert ds["u"].dtype == np.float32 and np.isfinite(ds["u"]).all()
+        for key in io.PROVENANCE_KEYS:
+            assert key in ds.attrs, f"{name}: provenance attribute {key} missing"
+        assert yaml.safe_load(ds.attrs["config_json"]) == target
+    for suffix in ("png", "pdf"):
+        assert (quick_study / "results" / "figures" / f"reference.{suffix}").stat().st_size > 10_000
+    assert (quick_study / "results" / "benchmarks" / "reference" / "burgers.tsv").exists()
+
+
+def test_nothing_to_do_after_a_run(quick_study):
+    assert planned_outputs(snakemake(quick_study, "-n", *OVERLAY)) == []
+
+
+def test_changing_one_target_reruns_only_its_data(quick_study, tmp_path):
+    overlay = tmp_path / "change.yaml"
+    overlay.write_text("targets:\n  heat: {n_train: 17}\n")
+    planned = planned_outputs(snakemake(quick_study, "-n", "reference_all", *OVERLAY, str(overlay)))
+    assert planned == ["data/heat.nc"]
+
+
+def test_editing_a_solver_reruns_only_its_family(quick_study):
+    solver = quick_study / "fwdsnn" / "pdes" / "poisson1d.py"
+    original = solver.read_text()
+    try:
+        solver.write_text(original + "\n# an edit\n")
+        planned = planned_outputs(snakemake(quick_study, "-n", "reference_all", *OVERLAY))
+    finally:
+        solver.write_text(original)
+    assert planned == ["data/poisson1d.nc"]
+
+
+def test_editing_the_shared_grf_reruns_every_grf_family(quick_study):
+    grf = quick_study / "fwdsnn" / "pdes" / "grf.py"
+    original = grf.read_text()
+    try:
+        grf.write_text(original + "\n# an edit\n")
+        planned = planned_outputs(snakemake(quick_study, "-n", "reference_all", *OVERLAY))
+    finally:
+        grf.write_text(original)
+    config = quick_config(quick_study)
+    uses_grf = sorted(f"data/{name}.nc" for name, t in config["targets"].items()
+                      if t["family"] not in ("function", "burgers1d"))
+    assert planned == uses_grf
+
+
+def test_forcerun_reproduces_the_stage_bit_for_bit(quick_study, tmp_path):
+    before = {path.name: io.read_dataset(path) for path in (quick_study / "data").glob("*.nc")}
+    proc = snakemake(quick_study, "-c2", "reference_all", "--forcerun", "reference", *OVERLAY)
+    assert proc.returncode == 0
+    for name, old in before.items():
+        new = io.read_dataset(quick_study / "data" / name)
+        assert io.data_variables_equal(old, new), f"{name} changed on rerun"
+        assert new.attrs["created"] >= old.attrs["created"]
+
+
+def test_a_new_target_is_a_config_edit(quick_study, tmp_path):
+    overlay = tmp_path / "extra.yaml"
+    overlay.write_text(
+        "targets:\n"
+        "  wave_fn: {family: function, expression: 'sin(pi*x) + 0.5*x', domain: [[0, 2]],"
+        " n_train: 10, n_test: 5, seed: 3}\n"
+        "  burgers_nu05: {family: burgers1d, nu: 0.05, nx: 11, nt: 6, n_sensors: 16, n_modes: 4,"
+        " n_grid: 32, dt: 0.01, n_train: 3, n_test: 2}\n"
+        "experiments:\n"
+        "  - {target: burgers_nu05, model: seponet, methods: [bp]}\n")
+    try:
+        snakemake(quick_study, "-c2", "data/wave_fn.nc", "data/burgers_nu05.nc", *OVERLAY, str(overlay))
+        fn = read_reference(quick_study / "data" / "wave_fn.nc")
+        expected = np.sin(np.pi * fn["x"].values) + 0.5 * fn["x"].values
+        np.testing.assert_allclose(fn["u"].values, expected, rtol=1e-6, atol=1e-6)
+        assert ((fn["x"] >= 0) & (fn["x"] <= 2)).all()
+        burgers = read_reference(quick_study / "data" / "burgers_nu05.nc")
+        assert burgers["u"].dims == ("sample", "x", "t") and burgers.sizes["x"] == 11
+        assert yaml.safe_load(burgers.attrs["config_json"])["nu"] == 0.05
+    finally:
+        for name in ("wave_fn", "burgers_nu05"):
+            (quick_study / "data" / f"{name}.nc").unlink(missing_ok=True)
+
+
+def test_report_contains_the_reference_figure(quick_study):
+    snakemake(quick_study, "--report", "results/report.html", *OVERLAY)
+    html = (quick_study / "results" / "report.html").read_text(errors="replace")
+    assert "reference.png" in html and "Reference data" in html
