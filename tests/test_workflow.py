@@ -111,3 +111,5 @@ def test_report_contains_the_reference_figure(quick_study):
     snakemake(quick_study, "--report", "results/report.html", *OVERLAY)
     html = (quick_study / "results" / "report.html").read_text(errors="replace")
     assert "reference.png" in html and "Reference data" in html
+    # the caption renders the config: the quick overlay's sizes, not the template
+    assert "16 train / 8 test samples" in html and "{{" not in html.split("Reference data: three")[1][:2000]
