@@ -65,7 +65,7 @@ def test_bad_config_fails_the_dry_run_naming_the_key(scratch, case, config, expe
 def test_the_default_and_quick_configs_are_valid():
     config = validate_config(load_config_file(REPO / "config.yaml"))
     assert config["targets"]["poisson1d"]["grf"] == {"length_scale": 1.0, "variance": 1.0}
-    assert config["targets"]["parabola"]["seed"] == 0  # filled from the schema default
+    assert config["targets"]["antiderivative"]["fine_points"] == 1000  # filled from the schema default
     assert load_config_file(REPO / "workflow/configs/quick.yaml")["targets"]
 
 

@@ -128,5 +128,5 @@ def generate(params: dict, n_samples: int, rng: np.random.Generator) -> xr.Datas
     sensors = np.linspace(0.0, 1.0, params["n_sensors"])
     return operator_dataset(
         interpolate(a_fine, x_fine, sensors), sensors, characteristic_solution(tau, slowness, nodes, x, t), x, t,
-        a_name="GRF a(x); speed c = a - min a + 1", u_name="solution u(x, t)",
+        a_name="GRF a (c = a - min a + 1)", u_name="solution u(x, t)",
         equation="u_t + c(x) u_x = 0 on [0, 1], c = a - min a + 1, u(x, 0) = sin(pi x), u(0, t) = sin(pi t / 2)")
