@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import xarray as xr
 
 from fwdsnn.config import ConfigError, target_params
 from fwdsnn.pdes import antiderivative, family_module, function, poisson1d
@@ -73,32 +72,6 @@ def test_grf_input_has_rbf_covariance(family, params, length_scale, variance):
     covariance = np.cov(a, rowvar=False)
     expected = rbf_kernel(ds["sensor"].values, ds["sensor"].values, length_scale, variance)
     assert np.max(np.abs(covariance - expected)) < tolerance
-
-
-def assert_well_formed(ds: xr.Dataset, n_samples: int):
-    assert ds.sizes["sample"] == n_samples
-    np.testing.assert_array_equal(ds["sample"].values, np.arange(n_samples))
-    for name, variable in ds.variables.items():
-        assert {"long_name", "units"} <= set(variable.attrs), name
-        if variable.dtype.kind == "f":
-            assert variable.dtype == np.float64, name
-            assert np.all(np.isfinite(variable.values)), name
-
-
-@pytest.mark.parametrize("family, params", [
-    ("function", {"expression": "sin(pi*x)*exp(-y) + t**2", "domain": [[0, 1], [-1, 2], [0, 0.5]]}),
-    ("antiderivative", {"n_sensors": 20, "n_points": 15, "fine_points": 200}),
-    ("poisson1d", {"n_points": 11, "refine": 4}),
-])
-def test_generate_is_seeded(family, params):
-    module = family_module(family)
-    assert module.FAMILY == family
-    params = target_params(family, **params)
-    first = module.generate(params, 5, np.random.default_rng(3))
-    assert_well_formed(first, 5)
-    xr.testing.assert_identical(first, module.generate(params, 5, np.random.default_rng(3)))
-    other = module.generate(params, 5, np.random.default_rng(4))
-    assert not np.allclose(first["u"].values, other["u"].values)
 
 
 def test_function_values_are_the_expression_at_the_stored_points():

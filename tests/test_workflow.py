@@ -1,7 +1,5 @@
 """End to end: the quick overlay through Snakemake, reproducibility and rerun semantics."""
 
-import shutil
-
 import numpy as np
 import pytest
 import yaml
@@ -48,29 +46,20 @@ def test_changing_one_target_reruns_only_its_data(quick_study, tmp_path):
     assert planned == ["data/heat.nc"]
 
 
-def test_editing_a_solver_reruns_only_its_family(quick_study):
-    solver = quick_study / "fwdsnn" / "pdes" / "poisson1d.py"
-    original = solver.read_text()
+@pytest.mark.parametrize("module, families", [
+    ("poisson1d.py", {"poisson1d"}),  # one solver: its family only
+    ("grf.py", {"antiderivative", "poisson1d", "heat1d", "diffusion_reaction1d", "advection1d"}),
+])
+def test_editing_solver_code_reruns_only_the_families_using_it(quick_study, module, families):
+    source = quick_study / "fwdsnn" / "pdes" / module
+    original = source.read_text()
     try:
-        solver.write_text(original + "\n# an edit\n")
+        source.write_text(original + "\n# an edit\n")
         planned = planned_outputs(snakemake(quick_study, "-n", "reference_all", *OVERLAY))
     finally:
-        solver.write_text(original)
-    assert planned == ["data/poisson1d.nc"]
-
-
-def test_editing_the_shared_grf_reruns_every_grf_family(quick_study):
-    grf = quick_study / "fwdsnn" / "pdes" / "grf.py"
-    original = grf.read_text()
-    try:
-        grf.write_text(original + "\n# an edit\n")
-        planned = planned_outputs(snakemake(quick_study, "-n", "reference_all", *OVERLAY))
-    finally:
-        grf.write_text(original)
-    config = quick_config(quick_study)
-    uses_grf = sorted(f"data/{name}.nc" for name, t in config["targets"].items()
-                      if t["family"] not in ("function", "burgers1d"))
-    assert planned == uses_grf
+        source.write_text(original)
+    targets = quick_config(quick_study)["targets"]
+    assert planned == sorted(f"data/{name}.nc" for name, t in targets.items() if t["family"] in families)
 
 
 def test_forcerun_reproduces_the_stage_bit_for_bit(quick_study, tmp_path):

@@ -12,8 +12,6 @@ from scipy.integrate import cumulative_trapezoid
 from fwdsnn.pdes.dataset import operator_dataset
 from fwdsnn.pdes.grf import interpolate, sample_grf
 
-FAMILY = "antiderivative"
-
 
 def solve_antiderivative(a_values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """u(x) = integral of a from x[0] to x by cumulative trapezoid, along the last axis."""

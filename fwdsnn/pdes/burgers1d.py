@@ -14,7 +14,6 @@ from scipy.fft import irfft, rfft
 from fwdsnn.pdes import ParameterError
 from fwdsnn.pdes.dataset import operator_dataset
 
-FAMILY = "burgers1d"
 CONTOUR_POINTS = 32
 
 

@@ -11,7 +11,6 @@ from fwdsnn.expression import ExpressionError, compile_expression
 from fwdsnn.pdes import ParameterError
 from fwdsnn.pdes.dataset import coordinate, sample_coordinate
 
-FAMILY = "function"
 VARIABLES = ("x", "y", "t")
 VARIABLE_NAMES = {"x": "coordinate x", "y": "coordinate y", "t": "time t"}
 

@@ -15,8 +15,6 @@ from fwdsnn.pdes import ParameterError
 from fwdsnn.pdes.dataset import operator_dataset
 from fwdsnn.pdes.grf import sample_grf
 
-FAMILY = "heat1d"
-
 
 def check(params: dict) -> None:
     if params["modes"] > params["fine_points"] - 2:

@@ -13,8 +13,6 @@ from fwdsnn.pdes import ParameterError
 from fwdsnn.pdes.dataset import operator_dataset
 from fwdsnn.pdes.grf import sample_grf
 
-FAMILY = "poisson1d"
-
 
 def check(params: dict) -> None:
     if params["n_points"] < 3:
