@@ -1,0 +1,87 @@
+"""LIF neurons and the LI readout as Norse modules, with fwdsnn's spike in the LIF step.
+
+Norse's `SNN` base class loops over time calling `self.activation(x_t, state, p, dt)`; the
+layers here subclass Norse's `LIF` / `LI` and change only what must differ:
+- the LIF activation is `lif_step` (Norse's feed-forward step with `spike` as threshold), so
+  the dynamics stay Norse's while forward-mode AD and vmap work;
+- the initial state is built here: Norse's is float32 whatever the input dtype and sets
+  `requires_grad=True` on v, which makes autograd record the whole run of any pass outside
+  `torch.no_grad()` (forward-mode and perturbation passes included) and mixes dtypes in
+  float64 models;
+- the neuron constants (0-d tensors in `p`, not parameters) follow `.to()` / `.double()`.
+"""
+
+from contextlib import contextmanager
+
+import torch
+from norse.torch import LI, LIF
+from norse.torch.functional.leaky_integrator import LIState
+from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters
+from torch import Tensor
+
+from fwdsnn.snn.spike import spike
+
+
+def lif_step(input_current: Tensor, state: LIFFeedForwardState, p: LIFParameters, dt: float,
+             surrogate) -> tuple[Tensor, LIFFeedForwardState]:
+    """One Euler step of Norse's `lif_feed_forward_step`, op for op (bit-identical output),
+    with `spike(., surrogate)` as the threshold. As in Norse, z is not detached in the reset."""
+    i_new = state.i + input_current
+    dv = dt * p.tau_mem_inv * ((p.v_leak - state.v) + i_new)
+    v_decayed = state.v + dv
+    di = -dt * p.tau_syn_inv * i_new
+    i_decayed = i_new + di
+    z_new = spike(v_decayed - p.v_th, surrogate)
+    v_new = (1 - z_new) * v_decayed + z_new * p.v_reset
+    return z_new, LIFFeedForwardState(v=v_new, i=i_decayed)
+
+
+class _AtRest:
+    """Mixin for Norse time-major layers: rest state in the input's dtype, p follows .to()."""
+
+    state_type: type
+
+    def initial_state(self, input_tensor: Tensor):
+        zeros = torch.zeros_like(input_tensor[0])
+        return self.state_type(v=zeros + self.p.v_leak, i=zeros)
+
+    def _apply(self, fn, recurse=True):
+        self.p = type(self.p)(*(fn(x) if isinstance(x, Tensor) else x for x in self.p))
+        return super()._apply(fn, recurse)
+
+
+class LIFLayer(_AtRest, LIF):
+    """Norse `LIF` (input (T, B, F) currents -> spikes (T, B, F), final state) whose spike
+    derivative is `self.surrogate` (None: the bare step, for derivative-free passes)."""
+
+    state_type = LIFFeedForwardState
+
+    def __init__(self, p: LIFParameters, surrogate, dt: float = 1e-3):
+        super().__init__(p, dt=dt)
+        self.surrogate = surrogate
+        self.activation = self._step
+        self.activation_sparse = None
+
+    def _step(self, input_current, state, p, dt):
+        return lif_step(input_current, state, p, dt, self.surrogate)
+
+
+class LILayer(_AtRest, LI):
+    """Norse `LI` readout (its own `li_feed_forward_step`): (T, B, F) currents -> voltages."""
+
+    state_type = LIState
+
+
+@contextmanager
+def bare_spikes(model: torch.nn.Module):
+    """Within the block every LIF layer of model spikes without a surrogate: evaluation and
+    derivative-free passes then skip the derivative (Stein's costs M threshold samples)."""
+    layers = [m for m in model.modules() if isinstance(m, LIFLayer)]
+    saved = [layer.surrogate for layer in layers]
+    for layer in layers:
+        layer.surrogate = None
+    try:
+        yield model
+    finally:
+        for layer, surrogate in zip(layers, saved):
+            layer.surrogate = surrogate
