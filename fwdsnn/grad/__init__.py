@@ -1,0 +1,20 @@
+"""Gradient estimators by the name a method's ``estimator`` key uses."""
+
+import torch
+
+from fwdsnn.grad.backprop import Backprop
+from fwdsnn.grad.base import Estimate, Estimator, LossFn
+
+__all__ = ["Estimate", "Estimator", "LossFn", "make_estimator"]
+
+ESTIMATORS = {"backprop": lambda method, generator: Backprop()}
+
+
+def make_estimator(method: dict, generator: torch.Generator) -> Estimator:
+    """The estimator a method config names; ``generator`` drives any random directions."""
+    try:
+        factory = ESTIMATORS[method["estimator"]]
+    except KeyError:
+        raise ValueError(f"unknown estimator {method['estimator']!r}; "
+                         f"known: {', '.join(ESTIMATORS)}") from None
+    return factory(method, generator)

@@ -1,0 +1,307 @@
+"""The training stage: one (target, model, method, seed) run, resumable and reproducible.
+
+Adam with an exponential learning-rate decay steps on whatever gradient estimate the method's
+estimator writes. The run evaluates on the test split every ``eval_every`` steps (one progress
+line in the log each time) and checkpoints every ``checkpoint_every`` steps — parameters,
+optimiser moments, every random generator and the history so far — so a killed job resumes
+to the same final weights. A non-finite loss ends the run with status ``diverged``.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from fwdsnn import io
+from fwdsnn.data import Problem, make_problem, relative_l2
+from fwdsnn.grad import make_estimator
+from fwdsnn.snn.lif import bare_spikes
+from fwdsnn.snn.models import build_model
+from fwdsnn.snn.spike import make_surrogate
+from fwdsnn.weights import model_dataset, tensors_to_variables, variables_to_tensors
+
+STAGE = "train"
+CHECKPOINT_STAGE = "checkpoint"
+EVAL_CHUNK = 64  # test samples per forward pass: bounds memory on large grids
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA where present, else the CPU (said once in the log)."""
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        if name == "auto":
+            log.info("CUDA unavailable: training on the CPU")
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was requested but torch finds no CUDA device")
+    return torch.device("cuda")
+
+
+@dataclass
+class History:
+    """Per-step and per-evaluation records, kept as lists so a checkpoint can restore them."""
+
+    loss: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+    wall_time: list[float] = field(default_factory=list)
+    forward_passes: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    eval_step: list[int] = field(default_factory=list)
+    test_mean: list[float] = field(default_factory=list)
+    test_median: list[float] = field(default_factory=list)
+    spike_rates: list[list[float]] = field(default_factory=list)
+
+    STEP_VARS = {"loss": ("training loss (normalised MSE)", "1"),
+                 "grad_norm": ("norm of the gradient estimate", "1"),
+                 "wall_time": ("wall time since the start of training", "s"),
+                 "forward_passes": ("forward-equivalent passes since the start", "1"),
+                 "lr": ("learning rate", "1")}
+
+    def to_dataset(self, layers: list[str]) -> xr.Dataset:
+        n, m = len(self.loss), len(self.eval_step)
+        data = {name: ("step", np.asarray(getattr(self, name), float), {"long_name": ln, "units": u})
+                for name, (ln, u) in self.STEP_VARS.items()}
+        rates = np.asarray(self.spike_rates, float).reshape(m, len(layers))
+        data.update(
+            test_rel_l2_mean=("eval_step", np.asarray(self.test_mean, float),
+                              {"long_name": "test relative L2 error, mean over functions", "units": "1"}),
+            test_rel_l2_median=("eval_step", np.asarray(self.test_median, float),
+                                {"long_name": "test relative L2 error, median over functions", "units": "1"}),
+            spike_rate=(("eval_step", "layer"), rates,
+                        {"long_name": "spikes per neuron per time step", "units": "1"}))
+        coords = {"step": ("step", np.arange(1, n + 1), {"long_name": "optimiser step", "units": "1"}),
+                  "eval_step": ("eval_step", np.asarray(self.eval_step, int),
+                                {"long_name": "step of the evaluation", "units": "1"}),
+                  "layer": ("layer", np.asarray(layers, dtype=str), {"long_name": "LIF layer", "units": "1"})}
+        return xr.Dataset(data, coords=coords)
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "History":
+        return cls(**{name: ds[name].values.tolist() for name in cls.STEP_VARS},
+                   eval_step=ds["eval_step"].values.tolist(),
+                   test_mean=ds["test_rel_l2_mean"].values.tolist(),
+                   test_median=ds["test_rel_l2_median"].values.tolist(),
+                   spike_rates=ds["spike_rate"].values.tolist())
+
+
+@dataclass
+class Run:
+    """A built run: data, network, optimiser and every source of randomness."""
+
+    problem: Problem
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    generators: dict[str, torch.Generator]
+    estimator: object
+    model_cfg: dict
+    method_cfg: dict
+    train_cfg: dict
+
+
+def build_run(reference: xr.Dataset, model_cfg: dict, method_cfg: dict, train_cfg: dict,
+              seed: int, device: torch.device) -> Run:
+    """Everything seeded from ``seed``: initial weights, batches, surrogate noise, directions."""
+    problem = make_problem(reference, model_cfg["kind"]).to(device)
+    spiking = method_cfg["spiking"]
+    surrogate_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    surrogate = make_surrogate(method_cfg["surrogate"], surrogate_gen) if spiking else None
+    torch.manual_seed(seed)
+    model = build_model(model_cfg["kind"], problem.model_shapes(), model_cfg, surrogate, spiking).to(device)
+    estimator_gen = torch.Generator(device=device).manual_seed(seed + 3)
+    estimator = make_estimator(method_cfg, estimator_gen)
+    generators = {"batch": torch.Generator().manual_seed(seed + 2), **estimator.generators()}
+    if spiking and method_cfg["surrogate"]["kind"] == "stein":
+        generators["surrogate"] = surrogate_gen
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg["lr"])
+    return Run(problem, model, optimizer, generators, estimator, model_cfg, method_cfg, train_cfg)
+
+
+def learning_rate(cfg: dict, step: int) -> float:
+    """Exponential decay from lr to lr * lr_final over the run (stateless, so resume is exact)."""
+    return cfg["lr"] * cfg["lr_final"] ** (step / max(cfg["steps"] - 1, 1))
+
+
+def mse_loss(run: Run, index: torch.Tensor):
+    inputs, target = run.problem.model_inputs("train", index), run.problem.targets("train", index)
+    return lambda model: torch.mean((model(*inputs) - target) ** 2)
+
+
+@torch.no_grad()
+def predict(run: Run, split: str = "test") -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
+    """Predictions in physical units for a split, with spike rates and spikes per input sample."""
+    problem, model = run.problem, run.model
+    n = len(problem.targets(split))
+    outputs, counts, rates = [], {}, {}
+    with bare_spikes(model):
+        for start in range(0, n, EVAL_CHUNK):
+            index = torch.arange(start, min(start + EVAL_CHUNK, n), device=problem.train_u.device)
+            outputs.append(model(*problem.model_inputs(split, index)).cpu().numpy())
+            weight = len(index) / n  # operator models: trunk rates repeat for every chunk
+            for layer, rate in model.spike_rates().items():
+                rates[layer] = rates.get(layer, 0.0) + weight * rate
+                mean_count = float(model.last_spike_counts[layer].float().mean())
+                counts[layer] = counts.get(layer, 0.0) + weight * mean_count
+    prediction = problem.output.inverse(np.concatenate(outputs).astype(np.float64))
+    return prediction.reshape(n, *problem.grid_shape), rates, counts
+
+
+def test_errors(run: Run, prediction: np.ndarray) -> np.ndarray:
+    problem = run.problem
+    reference = problem.output.inverse(problem.targets("test").cpu().numpy().astype(np.float64))
+    reference = reference.reshape(prediction.shape)
+    return relative_l2(prediction, reference, per_sample=problem.layout != "pointwise")
+
+
+def config_digest(*configs: dict) -> str:
+    return hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_checkpoint(run: Run, history: History, layers: list[str], next_step: int,
+                    path: Path, digest: str) -> None:
+    optimizer_state = run.optimizer.state_dict()["state"]
+    names = [name for name, _ in run.model.named_parameters()]
+    adam = {}
+    for index, name in enumerate(names):
+        state = optimizer_state.get(index)
+        if state is not None:
+            adam[f"exp_avg.{name}"] = state["exp_avg"]
+            adam[f"exp_avg_sq.{name}"] = state["exp_avg_sq"]
+            adam[f"step.{name}"] = state["step"]
+    rng = {name: gen.get_state() for name, gen in run.generators.items()}
+    ds = xr.Dataset({**tensors_to_variables(run.model.state_dict(), "param."),
+                     **tensors_to_variables(adam, "adam."),
+                     **tensors_to_variables(rng, "rng.", "random generator state")})
+    ds = ds.merge(history.to_dataset(layers).rename({"step": "history_step"}))
+    ds.attrs.update(next_step=next_step, digest=digest)
+    io.write_dataset(ds, path, stage=CHECKPOINT_STAGE, config={"digest": digest})
+
+
+def load_checkpoint(run: Run, path: Path, digest: str) -> tuple[History, int]:
+    """Restore a run from its checkpoint; a checkpoint of other settings is ignored."""
+    if not path.exists():
+        return History(), 0
+    ds = io.read_dataset(path, stage=CHECKPOINT_STAGE)
+    if ds.attrs.get("digest") != digest:
+        log.warning("ignoring checkpoint %s: it was made with other settings", path)
+        return History(), 0
+    device = next(run.model.parameters()).device
+    run.model.load_state_dict({k: v.to(device) for k, v in variables_to_tensors(ds, "param.").items()})
+    adam = variables_to_tensors(ds, "adam.")
+    state = {}
+    for index, (name, _) in enumerate(run.model.named_parameters()):
+        if f"step.{name}" in adam:
+            state[index] = {"step": adam[f"step.{name}"], "exp_avg": adam[f"exp_avg.{name}"].to(device),
+                            "exp_avg_sq": adam[f"exp_avg_sq.{name}"].to(device)}
+    optimizer_state = run.optimizer.state_dict()
+    optimizer_state["state"] = state
+    run.optimizer.load_state_dict(optimizer_state)
+    for name, values in variables_to_tensors(ds, "rng.").items():
+        run.generators[name].set_state(values)
+    history = History.from_dataset(ds.rename({"history_step": "step"}))
+    step = int(ds.attrs["next_step"])
+    log.info("resumed from %s at step %d", path, step)
+    return history, step
+
+
+def train(run: Run, checkpoint: Path, digest: str) -> tuple[History, str, list[str]]:
+    """The optimisation loop; returns the history, the status and the LIF layer names."""
+    cfg, model = run.train_cfg, run.model
+    layers = list(getattr(model, "neurons", {}))
+    history, start = load_checkpoint(run, checkpoint, digest)
+    elapsed = history.wall_time[-1] if history.wall_time else 0.0
+    passes = history.forward_passes[-1] if history.forward_passes else 0.0
+    status, clock, last_log = "completed", time.perf_counter(), (start, time.perf_counter())
+    for step in range(start, cfg["steps"]):
+        lr = learning_rate(cfg, step)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        index = run.problem.sample_batch(cfg["batch"], run.generators["batch"])
+        estimate = run.estimator.estimate(model, mse_loss(run, index))
+        if not np.isfinite(estimate.loss):
+            log.error("step %d: loss is %s; stopping with status diverged", step + 1, estimate.loss)
+            status = "diverged"
+            break
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        grad_norm = float(torch.sqrt(sum(torch.sum(g * g) for g in grads)))
+        run.optimizer.step()
+        passes += estimate.forward_passes
+        history.loss.append(estimate.loss)
+        history.grad_norm.append(grad_norm)
+        history.wall_time.append(elapsed + time.perf_counter() - clock)
+        history.forward_passes.append(passes)
+        history.lr.append(lr)
+        done = step + 1
+        if done % cfg["eval_every"] == 0 or done == cfg["steps"]:
+            prediction, rates, _ = predict(run)
+            errors = test_errors(run, prediction)
+            history.eval_step.append(done)
+            history.test_mean.append(float(np.mean(errors)))
+            history.test_median.append(float(np.median(errors)))
+            history.spike_rates.append([rates[layer] for layer in layers])
+            now = time.perf_counter()
+            speed = (done - last_log[0]) / max(now - last_log[1], 1e-9)
+            last_log = (done, now)
+            log.info("step %d/%d loss %.3e test rel-L2 %.4f (median %.4f) spike rates [%s] %.1f steps/s",
+                     done, cfg["steps"], estimate.loss, history.test_mean[-1], history.test_median[-1],
+                     " ".join(f"{rates[layer]:.3f}" for layer in layers), speed)
+        if done % cfg["checkpoint_every"] == 0 and done < cfg["steps"]:
+            save_checkpoint(run, history, layers, done, checkpoint, digest)
+    return history, status, layers
+
+
+def prediction_dataset(run: Run, reference: xr.Dataset, prediction: np.ndarray,
+                       rates: dict[str, float], counts: dict[str, float]) -> xr.Dataset:
+    """Test predictions on the reference grid, their errors, and spiking activity per layer."""
+    test = reference.isel(sample=np.flatnonzero(reference["split"].values == 1))
+    u = test["u"]
+    errors = test_errors(run, prediction)
+    layers = list(rates)
+    data = {
+        "u_pred": (u.dims, prediction.astype(np.float32),
+                   {"long_name": f"predicted {u.attrs['long_name']}", "units": u.attrs["units"]}),
+        "rel_l2": (("sample",) if run.problem.layout != "pointwise" else (), 
+                   errors if run.problem.layout != "pointwise" else errors[0],
+                   {"long_name": "relative L2 error of the prediction", "units": "1"}),
+        "spike_rate": ("layer", np.array([rates[k] for k in layers], float),
+                       {"long_name": "spikes per neuron per time step on the test split", "units": "1"}),
+        "spike_count": ("layer", np.array([counts[k] for k in layers], float),
+                        {"long_name": "spikes per inference of one input sample", "units": "1"}),
+    }
+    coords = {name: test[name] for name in u.coords}
+    coords["layer"] = ("layer", np.asarray(layers, dtype=str), {"long_name": "LIF layer", "units": "1"})
+    return xr.Dataset(data, coords=coords)
+
+
+def run_training(reference_path: Path, model_cfg: dict, method_cfg: dict, train_cfg: dict,
+                 seed: int, device: str, outputs: dict[str, Path], threads: int = 1) -> str:
+    """The stage: train one run and write model.nc, history.nc, prediction.nc; returns status."""
+    torch.set_num_threads(threads)
+    reference = io.read_dataset(reference_path, stage="reference", variables=("u", "split"))
+    config = {"model": model_cfg, "method": method_cfg, "train": train_cfg}
+    digest = config_digest(config, seed, io.sha256_file(reference_path))
+    run = build_run(reference, model_cfg, method_cfg, train_cfg, seed, resolve_device(device))
+    checkpoint = Path(outputs["model"]).with_name("checkpoint.nc")
+    log.info("training %s with %s for %d steps (seed %d, %d parameters)", model_cfg["kind"],
+             method_cfg["estimator"], train_cfg["steps"], seed,
+             sum(p.numel() for p in run.model.parameters()))
+    history, status, layers = train(run, checkpoint, digest)
+    prediction, rates, counts = predict(run)
+    common = dict(config=config, seed=seed, inputs=[reference_path])
+    history_ds = history.to_dataset(layers)
+    history_ds.attrs.update(status=status, steps_completed=len(history.loss))
+    io.write_dataset(history_ds, outputs["history"], stage=STAGE, **common)
+    io.write_dataset(prediction_dataset(run, reference, prediction, rates, counts),
+                     outputs["prediction"], stage=STAGE, **common)
+    model_ds = model_dataset(run.model, model_cfg, method_cfg, run.problem.model_shapes(),
+                             run.problem.inputs, run.problem.output)
+    model_ds.attrs["status"] = status
+    io.write_dataset(model_ds, outputs["model"], stage=STAGE, **common)
+    checkpoint.unlink(missing_ok=True)
+    log.info("finished with status %s", status)
+    return status

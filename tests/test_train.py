@@ -1,0 +1,124 @@
+"""Training stage: reproducible, resumable after SIGKILL, diverged runs recorded, weights round-trip."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from fwdsnn import io
+from fwdsnn.config import target_params, validate_config
+from fwdsnn.data import make_problem
+from fwdsnn.reference import write_reference
+from fwdsnn.train import run_training
+from fwdsnn.weights import load_model
+
+SETTINGS = validate_config({
+    "targets": {"p": {"family": "function", "expression": "x**2", "domain": [[-1, 1]]}},
+    "models": {"mlp": {"kind": "spiking_mlp", "width": 16, "depth": 2, "steps": 8, "window": 4}},
+    "methods": {"bp": {"estimator": "backprop"},
+                "stein": {"estimator": "backprop", "surrogate": {"kind": "stein", "samples": 4}}},
+    "train": {"steps": 40, "eval_every": 10, "checkpoint_every": 10, "batch": 16, "lr": 0.01},
+})
+
+
+def outputs(directory: Path) -> dict[str, Path]:
+    return {name: directory / f"{name}.nc" for name in ("model", "history", "prediction")}
+
+
+@pytest.fixture(scope="module")
+def parabola(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "parabola.nc"
+    write_reference("parabola", target_params("function", expression="x**2", domain=[[-1, 1]],
+                                              n_train=64, n_test=32), path)
+    return path
+
+
+def train(reference, directory, method="bp", seed=0, **train_overrides):
+    settings = {**SETTINGS["train"], **train_overrides}
+    status = run_training(reference, SETTINGS["models"]["mlp"], SETTINGS["methods"][method], settings,
+                          seed=seed, device="cpu", outputs=outputs(directory))
+    return status, {name: io.read_dataset(path) for name, path in outputs(directory).items()}
+
+
+def without_wall_time(ds: xr.Dataset) -> xr.Dataset:
+    return ds.drop_vars("wall_time", errors="ignore")
+
+
+def assert_same_run(a: dict, b: dict):
+    for name in a:
+        assert io.data_variables_equal(without_wall_time(a[name]), without_wall_time(b[name])), name
+
+
+@pytest.mark.parametrize("method", ["bp", "stein"])
+def test_same_seed_same_files_other_seed_other_weights(parabola, tmp_path, method):
+    status, first = train(parabola, tmp_path / "a", method)
+    _, second = train(parabola, tmp_path / "b", method)
+    _, other = train(parabola, tmp_path / "c", method, seed=1)
+    assert status == "completed"
+    assert_same_run(first, second)
+    assert not io.data_variables_equal(first["model"], other["model"])
+    history = first["history"]
+    assert history.sizes["step"] == 40 and list(history["eval_step"].values) == [10, 20, 30, 40]
+    assert np.all(np.diff(history["wall_time"].values) >= 0)
+    assert history["test_rel_l2_mean"].values[-1] < history["test_rel_l2_mean"].values[0]
+    assert not (tmp_path / "a" / "checkpoint.nc").exists()
+
+
+def test_weights_round_trip_through_netcdf(parabola, tmp_path):
+    _, files = train(parabola, tmp_path)
+    model, inputs, output = load_model(tmp_path / "model.nc")
+    reference = io.read_dataset(parabola)
+    problem = make_problem(reference, "spiking_mlp")
+    with torch.no_grad():
+        prediction = output.inverse(model(problem.test_x).numpy()[:, 0].astype(np.float64))
+    np.testing.assert_allclose(prediction, files["prediction"]["u_pred"].values, rtol=1e-6, atol=1e-6)
+    assert set(inputs) == {"x"}
+
+
+def test_a_diverging_run_is_recorded_and_the_stage_succeeds(parabola, tmp_path):
+    broken = tmp_path / "broken.nc"
+    ds = io.read_dataset(parabola)
+    ds["u"] = ds["u"] * np.float32(np.inf)  # every target infinite: the first loss is not finite
+    io.write_dataset(ds, broken, stage="reference", config={})
+    status, files = train(broken, tmp_path / "run")
+    assert status == "diverged"
+    assert files["history"].attrs["status"] == "diverged"
+    assert files["history"].attrs["steps_completed"] == 0
+    assert files["model"].attrs["status"] == "diverged"
+
+
+RESUME_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_train import train
+train(Path({reference!r}), Path({directory!r}), steps={steps})
+"""
+
+
+def test_killed_run_resumes_to_identical_results(parabola, tmp_path):
+    steps = 400  # long enough to be killed after its first checkpoint
+    _, uninterrupted = train(parabola, tmp_path / "whole", steps=steps)
+    directory = tmp_path / "killed"
+    script = RESUME_SCRIPT.format(tests=str(Path(__file__).parent), reference=str(parabola),
+                                  directory=str(directory), steps=steps)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    checkpoint = directory / "checkpoint.nc"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not (directory / "model.nc").exists(), "the run was not killed mid-way"
+    killed_at = io.read_dataset(checkpoint).attrs["next_step"]
+    assert 0 < killed_at < steps
+    _, resumed = train(parabola, directory, steps=steps)
+    assert_same_run(uninterrupted, resumed)
+    assert not checkpoint.exists()
