@@ -13,11 +13,13 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/reference.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         rules.reference_all.input,
+        rules.train_all.input,
         rules.figures_all.input,
     default_target: True

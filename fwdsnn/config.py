@@ -84,11 +84,11 @@ def _with_defaults(validator_class):
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
-def _key(path: Iterable[Any]) -> str:
-    return ".".join(str(part) for part in path) or "(top level)"
+def _key(prefix: str, path: Iterable[Any]) -> str:
+    return (prefix + ".".join(str(part) for part in path)).rstrip(".") or "(top level)"
 
 
-def _schema_error(config: dict, schema: dict) -> ConfigError | None:
+def _schema_error(config: dict, schema: dict, prefix=lambda path: "") -> ConfigError | None:
     """The most specific schema violation, as a ConfigError naming key and rule."""
     errors = list(_Validator(schema).iter_errors(config))
     if not errors:
@@ -98,7 +98,8 @@ def _schema_error(config: dict, schema: dict) -> ConfigError | None:
     error = jsonschema.exceptions.best_match(errors)
     while error.context:  # descend into if/then and $ref branches to the real cause
         error = jsonschema.exceptions.best_match(error.context)
-    return ConfigError(f"config key '{_key(error.absolute_path)}': {error.message} "
+    path = list(error.absolute_path)
+    return ConfigError(f"config key '{_key(prefix(path), path)}': {error.message} "
                        f"(schema rule: {error.validator})")
 
 
@@ -122,10 +123,55 @@ def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> di
     for name, target in config["targets"].items():
         _check_target(name, target)
     for index, experiment in enumerate(config["experiments"]):
-        if experiment["target"] not in config["targets"]:
-            raise ConfigError(f"config key 'experiments.{index}.target': {experiment['target']!r} "
-                              f"is not defined under targets (defined: {', '.join(config['targets'])})")
+        _check_experiment(config, index, experiment, schema)
     return config
+
+
+MODEL_FAMILIES = {"spiking_mlp": "function"}  # other model kinds learn operator targets
+
+
+def _check_experiment(config: dict, index: int, experiment: dict, schema: dict | None) -> None:
+    where = f"experiments.{index}"
+    for section, name in [("targets", experiment["target"]), ("models", experiment["model"]),
+                          *[("methods", m) for m in experiment["methods"]]]:
+        if name not in config[section]:
+            key = {"targets": "target", "models": "model", "methods": "methods"}[section]
+            raise ConfigError(f"config key '{where}.{key}': {name!r} is not defined under {section} "
+                              f"(defined: {', '.join(config[section]) or 'none'})")
+    kind = config["models"][experiment["model"]]["kind"]
+    family = config["targets"][experiment["target"]]["family"]
+    if (family == "function") != (MODEL_FAMILIES.get(kind) == "function"):
+        raise ConfigError(f"config key '{where}.model': a {kind} cannot learn target "
+                          f"{experiment['target']!r} of family {family} (spiking_mlp learns function "
+                          "targets; spiking_deeponet and spiking_seponet learn operator targets)")
+    for method in experiment["methods"]:
+        train_settings(config, experiment, method, schema, where=where)
+
+
+def train_settings(config: dict, experiment: dict, method: str, schema: dict | None = None,
+                   where: str = "experiments") -> dict:
+    """Top-level train settings, overridden by the experiment's, overridden by its method's."""
+    overrides = dict(experiment["train"])
+    per_method = overrides.pop("methods", {})
+    if not isinstance(per_method, dict):
+        raise ConfigError(f"config key '{where}.train.methods': must be a mapping of method names")
+    unknown = set(per_method) - set(experiment["methods"])
+    if unknown:
+        raise ConfigError(f"config key '{where}.train.methods': {sorted(unknown)} not among this "
+                          f"experiment's methods {experiment['methods']}")
+    mine = per_method.get(method, {})
+    merged = {**config["train"], **overrides, **mine}
+
+    def origin(path: list) -> str:  # which of the three layers set the offending key
+        if path and path[0] in mine:
+            return f"{where}.train.methods.{method}."
+        return f"{where}.train." if not path or path[0] in overrides else "train."
+
+    schema = load_schema() if schema is None else schema
+    error = _schema_error(merged, {**schema["$defs"]["train"], "$defs": schema["$defs"]}, origin)
+    if error is not None:
+        raise error
+    return merged
 
 
 def target_params(family: str, **overrides: Any) -> dict:

@@ -7,6 +7,8 @@ from fwdsnn.config import ConfigError, load_config_file, validate_config
 from conftest import REPO, copy_workflow, snakemake
 
 MINIMAL = {"targets": {"p": {"family": "poisson1d"}}}
+FUNCTION = {"targets": {"f": {"family": "function", "expression": "x", "domain": [[0, 1]]}},
+            "models": {"mlp": {"kind": "spiking_mlp"}}, "methods": {"bp": {"estimator": "backprop"}}}
 
 
 def with_target(**fields):
@@ -33,12 +35,30 @@ BAD_CONFIGS = [
                                             "domain": [[0, 1]]}}}, "'y'"),
     ("empty targets", {"targets": {}}, "config key 'targets'"),
     ("undefined target in experiment",
-     {**MINIMAL, "experiments": [{"target": "q", "model": "mlp", "methods": ["bp"]}]},
+     {**FUNCTION, "experiments": [{"target": "q", "model": "mlp", "methods": ["bp"]}]},
      "experiments.0.target"),
     ("unknown key", with_target(nx=11), "'nx' was unexpected"),
     ("duplicate seeds", {**MINIMAL, "seeds": [1, 1]}, "config key 'seeds'"),
     ("empty interval", {"targets": {"f": {"family": "function", "expression": "x",
                                           "domain": [[1, 1]]}}}, "targets.f.domain.0"),
+    ("undefined model in experiment",
+     {**FUNCTION, "experiments": [{"target": "f", "model": "nope", "methods": ["bp"]}]},
+     "experiments.0.model"),
+    ("undefined method in experiment",
+     {**FUNCTION, "experiments": [{"target": "f", "model": "mlp", "methods": ["bp", "rfg"]}]},
+     "'rfg' is not defined under methods"),
+    ("model cannot learn the target",
+     {**FUNCTION, "targets": {"p": {"family": "poisson1d"}},
+      "experiments": [{"target": "p", "model": "mlp", "methods": ["bp"]}]},
+     "a spiking_mlp cannot learn target 'p'"),
+    ("bad per-method train override",
+     {**FUNCTION, "experiments": [{"target": "f", "model": "mlp", "methods": ["bp"],
+                                   "train": {"methods": {"bp": {"lr": 0}}}}]},
+     "experiments.0.train.methods.bp.lr"),
+    ("unknown train key", {**FUNCTION, "train": {"epochs": 3}}, "'epochs' was unexpected"),
+    ("unknown surrogate", {**FUNCTION, "methods": {"bp": {"estimator": "backprop",
+                                                          "surrogate": {"kind": "arctan"}}}},
+     "methods.bp.surrogate.kind"),
     ("duplicate target name",
      "targets:\n  p: {family: poisson1d}\n  p: {family: heat1d}\n", "duplicate key 'p'"),
     ("duplicate top-level key", "seeds: [0]\nseeds: [1]\ntargets: {p: {family: poisson1d}}\n",
@@ -72,7 +92,7 @@ def test_the_default_and_quick_configs_are_valid():
 def test_every_schema_key_has_a_description_and_a_default():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     required_anywhere = {"targets", "family", "expression", "domain", "target", "model",
-                         "methods", "length_scale"}
+                         "methods", "length_scale", "kind", "estimator"}
     missing = []
 
     def visit(node, path):

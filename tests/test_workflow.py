@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 from fwdsnn import io
 from fwdsnn.config import load_config_file, validate_config
@@ -14,9 +15,9 @@ OVERLAY = ("--configfile", "config.yaml", QUICK)
 
 
 def quick_config(workdir):
+    """config.yaml with the quick overlay merged the way Snakemake merges it."""
     merged = load_config_file(workdir / "config.yaml")
-    for name, target in load_config_file(workdir / QUICK)["targets"].items():
-        merged["targets"][name].update(target)
+    update_config(merged, load_config_file(workdir / QUICK))
     return validate_config(merged)
 
 
@@ -33,6 +34,23 @@ def test_every_target_has_reference_data_and_figure(quick_study):
     for suffix in ("png", "pdf"):
         assert (quick_study / "results" / "figures" / f"reference.{suffix}").stat().st_size > 10_000
     assert (quick_study / "results" / "benchmarks" / "reference" / "burgers.tsv").exists()
+
+
+def test_every_quick_run_trained_and_logged_progress(quick_study):
+    config = quick_config(quick_study)
+    runs = [(e["target"], e["model"], m) for e in config["experiments"] for m in e["methods"]]
+    assert len(runs) == 5
+    for target, model, method in runs:
+        run = quick_study / "results" / "runs" / target / model / method / "s0"
+        history = io.read_dataset(run / "history.nc", stage="train")
+        assert history.attrs["status"] == "completed"
+        assert history.sizes["step"] == config["train"]["steps"]
+        prediction = io.read_dataset(run / "prediction.nc", stage="train")
+        assert np.isfinite(prediction["u_pred"]).all() and np.isfinite(prediction["rel_l2"]).all()
+        log = (quick_study / "logs" / "train" / target / model / method / "s0.log").read_text()
+        assert "step 10/20 loss" in log and "test rel-L2" in log and "steps/s" in log
+        if method != "ann":
+            assert prediction.sizes["layer"] >= 2 and "spike rates [" in log
 
 
 def test_nothing_to_do_after_a_run(quick_study):

@@ -1,7 +1,7 @@
 # Config validation, wildcard constraints, input functions and target lists shared by all rules.
 from snakemake.exceptions import WorkflowError
 
-from fwdsnn.config import ConfigError, check_config_files, validate_config
+from fwdsnn.config import ConfigError, check_config_files, train_settings, validate_config
 from fwdsnn.fingerprint import code_fingerprint
 from fwdsnn.pdes import FAMILY_MODULES
 
@@ -18,6 +18,9 @@ TARGETS = sorted(config["targets"])
 
 wildcard_constraints:
     target="|".join(TARGETS),
+    model="[A-Za-z0-9_-]+",
+    method="[A-Za-z0-9_-]+",
+    seed=r"\d+",
 
 
 def target_params(wildcards):
@@ -37,3 +40,28 @@ def log_path(stage, name):
 
 def benchmark_path(stage, name):
     return f"results/benchmarks/{stage}/{name}.tsv"
+
+
+def experiment_for(wildcards):
+    for experiment in config["experiments"]:
+        if (experiment["target"], experiment["model"]) == (wildcards.target, wildcards.model) \
+                and wildcards.method in experiment["methods"]:
+            return experiment
+    raise WorkflowError(f"no experiment trains {wildcards.target}/{wildcards.model} with {wildcards.method}")
+
+
+def run_settings(wildcards):
+    """Model, method and merged train settings of one run: a change reruns just those runs."""
+    return {
+        "model": config["models"][wildcards.model],
+        "method": config["methods"][wildcards.method],
+        "train": train_settings(config, experiment_for(wildcards), wildcards.method),
+    }
+
+
+RUNS = [
+    f"{e['target']}/{e['model']}/{method}/s{seed}"
+    for e in config["experiments"]
+    for method in e["methods"]
+    for seed in config["seeds"]
+]
