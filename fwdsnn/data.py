@@ -56,7 +56,7 @@ class Problem:
     axes: list[torch.Tensor]      # seponet: per axis (n_i, 1); deeponet: [(P, d)]; pointwise: []
     train_x: torch.Tensor | None  # pointwise inputs (N, d)
     test_x: torch.Tensor | None
-    train_u: torch.Tensor         # normalised targets: (N,) | (F, P) | (F, *grid)
+    train_u: torch.Tensor         # normalised targets: (N, 1) | (F, P) | (F, *grid)
     test_u: torch.Tensor
     grid_shape: tuple[int, ...]   # physical grid of one function's u, () for pointwise
 
@@ -112,9 +112,9 @@ def make_problem(ds: xr.Dataset, model_kind: str) -> Problem:
         coords = [name for name in ("x", "y", "t") if name in ds.coords and ds[name].dims == ("sample",)]
         inputs = {name: Affine.to_unit_interval(ds[name].values[train]) for name in coords}
         x = np.stack([inputs[n].forward(ds[n].values) for n in coords], axis=1)
+        u_norm = output.forward(u)[:, None]  # (N, 1): the MLP's one output feature
         return Problem(layout, coords, inputs, output, None, None, [], _tensor(x[train]),
-                       _tensor(x[~train]), _tensor(output.forward(u[train])),
-                       _tensor(output.forward(u[~train])), ())
+                       _tensor(x[~train]), _tensor(u_norm[train]), _tensor(u_norm[~train]), ())
     coords = list(ds["u"].dims[1:])
     inputs = {name: Affine.to_unit_interval(ds[name].values) for name in coords}
     a = ds["a"].values.astype(np.float64)

@@ -129,7 +129,14 @@ def learning_rate(cfg: dict, step: int) -> float:
 
 def mse_loss(run: Run, index: torch.Tensor):
     inputs, target = run.problem.model_inputs("train", index), run.problem.targets("train", index)
-    return lambda model: torch.mean((model(*inputs) - target) ** 2)
+
+    def loss(model):
+        prediction = model(*inputs)
+        if prediction.shape != target.shape:  # broadcasting would silently pair every sample
+            raise ValueError(f"model output {tuple(prediction.shape)} does not match the "
+                             f"target {tuple(target.shape)}")
+        return torch.mean((prediction - target) ** 2)
+    return loss
 
 
 @torch.no_grad()
