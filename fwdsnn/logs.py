@@ -13,3 +13,4 @@ def configure(log_path: str | None = None, level: int = logging.INFO) -> None:
     root = logging.getLogger("fwdsnn")
     root.handlers[:] = [handler]
     root.setLevel(level)
+    root.propagate = False  # a library's basicConfig must not print our records twice
