@@ -14,14 +14,19 @@ from pathlib import Path
 PACKAGE = "fwdsnn"
 
 
+def _package_root() -> Path:
+    """The folder holding the fwdsnn package that Python would import (a copy may shadow it)."""
+    return Path(importlib.util.find_spec(PACKAGE).origin).parent.parent
+
+
 def _source_path(module: str) -> Path | None:
-    try:
-        spec = importlib.util.find_spec(module)
-    except ModuleNotFoundError:  # `a.b.name` where a.b is a module and name an attribute
-        return None
-    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        return None
-    return Path(spec.origin)
+    """The source file of an fwdsnn module, found on disk without importing it (importing
+    would pull torch into Snakemake's DAG building just to hash some files)."""
+    base = _package_root().joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _imported_modules(module: str, path: Path) -> set[str]:
@@ -64,7 +69,7 @@ def module_closure(*modules: str) -> list[Path]:
 
 def code_fingerprint(*modules: str) -> str:
     """sha256 over the source of the modules' import closure (paths relative to the package)."""
-    root = Path(importlib.util.find_spec(PACKAGE).origin).parent.parent
+    root = _package_root()
     digest = hashlib.sha256()
     for path in module_closure(*modules):
         digest.update(path.relative_to(root).as_posix().encode())
