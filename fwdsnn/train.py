@@ -127,18 +127,6 @@ def learning_rate(cfg: dict, step: int) -> float:
     return cfg["lr"] * cfg["lr_final"] ** (step / max(cfg["steps"] - 1, 1))
 
 
-def mse_loss(run: Run, index: torch.Tensor):
-    inputs, target = run.problem.model_inputs("train", index), run.problem.targets("train", index)
-
-    def loss(model):
-        prediction = model(*inputs)
-        if prediction.shape != target.shape:  # broadcasting would silently pair every sample
-            raise ValueError(f"model output {tuple(prediction.shape)} does not match the "
-                             f"target {tuple(target.shape)}")
-        return torch.mean((prediction - target) ** 2)
-    return loss
-
-
 @torch.no_grad()
 def predict(run: Run, split: str = "test") -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
     """Predictions in physical units for a split, with spike rates and spikes per input sample."""
@@ -229,7 +217,8 @@ def train(run: Run, checkpoint: Path, digest: str) -> tuple[History, str, list[s
         for group in run.optimizer.param_groups:
             group["lr"] = lr
         index = run.problem.sample_batch(cfg["batch"], run.generators["batch"])
-        estimate = run.estimator.estimate(model, mse_loss(run, index))
+        estimate = run.estimator.estimate(model, run.problem.model_inputs("train", index),
+                                          run.problem.targets("train", index))
         if not np.isfinite(estimate.loss):
             log.error("step %d: loss is %s; stopping with status diverged", step + 1, estimate.loss)
             status = "diverged"

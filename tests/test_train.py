@@ -15,6 +15,7 @@ import xarray as xr
 from fwdsnn import io
 from fwdsnn.config import target_params, validate_config
 from fwdsnn.data import make_problem
+from fwdsnn.grad import mse
 from fwdsnn.reference import write_reference
 from fwdsnn.train import run_training
 from fwdsnn.weights import load_model
@@ -82,6 +83,7 @@ def test_weights_round_trip_through_netcdf(parabola, tmp_path):
     assert set(inputs) == {"x"}
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_a_diverging_run_is_recorded_and_the_stage_succeeds(parabola, tmp_path):
     broken = tmp_path / "broken.nc"
     ds = io.read_dataset(parabola)
@@ -122,3 +124,8 @@ def test_killed_run_resumes_to_identical_results(parabola, tmp_path):
     _, resumed = train(parabola, directory, steps=steps)
     assert_same_run(uninterrupted, resumed)
     assert not checkpoint.exists()
+
+
+def test_loss_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"model output \(4, 1\) does not match the target \(4,\)"):
+        mse(torch.zeros(4, 1), torch.zeros(4))

@@ -3,9 +3,9 @@
 import torch
 
 from fwdsnn.grad.backprop import Backprop
-from fwdsnn.grad.base import Estimate, Estimator, LossFn
+from fwdsnn.grad.base import Estimate, Estimator, mse
 
-__all__ = ["Estimate", "Estimator", "LossFn", "make_estimator"]
+__all__ = ["Estimate", "Estimator", "make_estimator", "mse"]
 
 ESTIMATORS = {"backprop": lambda method, generator: Backprop()}
 

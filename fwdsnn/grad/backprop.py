@@ -2,15 +2,15 @@
 
 import torch
 
-from fwdsnn.grad.base import Estimate, Estimator, LossFn
+from fwdsnn.grad.base import Estimate, Estimator, mse
 
 # One forward pass plus a backward pass that costs about two more (Baydin et al. 2022).
 BACKPROP_PASSES = 3.0
 
 
 class Backprop(Estimator):
-    def estimate(self, model: torch.nn.Module, loss_fn: LossFn) -> Estimate:
+    def estimate(self, model: torch.nn.Module, inputs: tuple, target: torch.Tensor) -> Estimate:
         model.zero_grad(set_to_none=True)
-        loss = loss_fn(model)
+        loss = mse(model(*inputs), target)
         loss.backward()
         return Estimate(loss=loss.item(), forward_passes=BACKPROP_PASSES)
