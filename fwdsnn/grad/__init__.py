@@ -4,10 +4,14 @@ import torch
 
 from fwdsnn.grad.backprop import Backprop
 from fwdsnn.grad.base import Estimate, Estimator, mse
+from fwdsnn.grad.forward import ForwardGradient
 
 __all__ = ["Estimate", "Estimator", "make_estimator", "mse"]
 
-ESTIMATORS = {"backprop": lambda method, generator: Backprop()}
+ESTIMATORS = {
+    "backprop": lambda method, generator: Backprop(),
+    "forward": ForwardGradient,
+}
 
 
 def make_estimator(method: dict, generator: torch.Generator) -> Estimator:

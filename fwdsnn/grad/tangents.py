@@ -1,0 +1,297 @@
+"""Forward-mode tangents through the study's networks: the primal and N tangents in one pass.
+
+This is the production path of the forward-gradient estimator. `torch.func.jvp` gives the same
+numbers (the tests check it) but dispatches every op through autograd's forward mode and
+Norse's layer-by-layer loop holds the whole (T, ...) spike train of each layer. Here, inside
+`torch.no_grad()`:
+- time-major: every layer advances one step before the next step starts, and only the current
+  LIF/LI states and the decode accumulator are kept, so memory does not grow with T;
+- the N tangents are a leading batch dimension, so one kernel serves all of them;
+- the spike's tangent is `surrogate.derivative(u) * du` with ONE derivative per spike call
+  shared by all N tangents (for Stein: the jvp of the network with that noise held fixed);
+- tangent rows join where their first perturbed Linear is (see `_Plan`): layers before it run
+  primal-only for them (a layer with no live rows draws no surrogate derivative either),
+  which is what makes layer-wise directions cheap.
+The primal mirrors the models' arithmetic op for op (`lif_step`, Norse's LI step, the decode),
+so it equals `model(*inputs)` to rounding.
+
+Stein noise is drawn time-major (layer after layer within a step), where the model draws layer
+by layer over all steps: with one generator shared by all LIF layers the two passes use
+different noise, with one generator per LIF layer they use the same.
+
+Tangents come as a dict {parameter name: Tensor(N, *parameter.shape)} (a missing name is a
+zero tangent), or as a list of such dicts ("blocks", each zero outside its parameters) whose
+rows are stacked in order: layer-wise directions go in as one block per layer.
+"""
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fwdsnn.grad.base import mse
+from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
+from fwdsnn.snn.spike import heaviside
+
+Blocks = Sequence[Mapping[str, Tensor]]
+
+
+@torch.no_grad()
+def propagate(model: nn.Module, inputs: tuple, tangents: Mapping[str, Tensor] | Blocks
+              ) -> tuple[Tensor, Tensor]:
+    """(model(*inputs), its tangents (N, *output.shape)) for tangents of the parameters."""
+    blocks = [tangents] if isinstance(tangents, Mapping) else list(tangents)
+    rows = _check(model, blocks)
+    if isinstance(model, SpikingMLP):
+        output, tangent = _mlp(model, "", inputs[0], blocks, rows)
+    elif isinstance(model, SpikingDeepONet):
+        output, tangent = _deeponet(model, *inputs, blocks, rows)
+    elif isinstance(model, SpikingSepONet):
+        output, tangent = _seponet(model, *inputs, blocks, rows)
+    else:
+        raise TypeError(f"no forward-mode propagation for {type(model).__name__}")
+    if tangent is None:
+        tangent = output.new_zeros(sum(rows), *output.shape)
+    return output, tangent
+
+
+def mse_tangent(prediction: Tensor, tangents: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """The training loss (`mse`) and its directional derivatives (N,): the mean over the
+    target's elements of 2 (prediction - target) * prediction tangent."""
+    loss = mse(prediction, target)
+    dims = tuple(range(-target.ndim, 0))
+    return loss, torch.mean(2.0 * (prediction - target) * tangents, dim=dims)
+
+
+def _check(model: nn.Module, blocks: Blocks) -> list[int]:
+    """Rows per block; unknown names and misshapen tangents are errors, not silent zeros."""
+    params = dict(model.named_parameters())
+    rows = []
+    for block in blocks:
+        sizes = set()
+        for name, tangent in block.items():
+            if name not in params:
+                raise ValueError(f"tangent for unknown parameter {name!r}")
+            if tangent.shape[1:] != params[name].shape:
+                raise ValueError(f"tangent of {name!r} has shape {tuple(tangent.shape)}, "
+                                 f"expected (N, *{tuple(params[name].shape)})")
+            sizes.add(tangent.shape[0])
+        if len(sizes) != 1:
+            raise ValueError(f"a tangent block needs one row count, got {sorted(sizes)}")
+        rows.append(sizes.pop())
+    return rows
+
+
+class _Plan:
+    """Which tangent rows are live at each Linear of one MLP, and what each Linear adds.
+
+    A block's rows are exactly zero up to the first Linear it perturbs; they join the live
+    rows there. Live rows are ordered by joining Linear, so at Linear k they are a prefix:
+    rows already live get W dx, joining rows start from dW x + db alone.
+    """
+
+    def __init__(self, net: SpikingMLP, prefix: str, blocks: Blocks, rows: list[int]):
+        self.linears = [*net.linears, net.readout]
+        names = [f"{prefix}linears.{k}" for k in range(len(net.linears))] + [f"{prefix}readout"]
+        per_block = [[(block.get(f"{n}.weight"), block.get(f"{n}.bias")) for n in names]
+                     for block in blocks]
+        perturbed = [[k for k, (w, b) in enumerate(terms) if w is not None or b is not None]
+                     for terms in per_block]  # Linears each block perturbs
+        starts = [sum(rows[:g]) for g in range(len(blocks))]
+        self.terms: list[list[tuple[slice, Tensor | None, Tensor | None]]] = [[] for _ in names]
+        self.live = [0] * len(names)  # rows live after Linear k
+        positions, offset = [], 0
+        for first, g in sorted((ks[0], g) for g, ks in enumerate(perturbed) if ks):
+            span = slice(offset, offset + rows[g])
+            offset += rows[g]
+            positions.extend(range(starts[g], starts[g] + rows[g]))
+            for k in perturbed[g]:
+                self.terms[k].append((span, *per_block[g][k]))
+            for k in range(first, len(names)):
+                self.live[k] = offset
+        self.total = sum(rows)
+        identity = positions == list(range(self.total))
+        self.positions = None if identity else torch.tensor(positions, dtype=torch.long)
+
+    def linear(self, k: int, x: Tensor, dx: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Linear k as nn.Linear computes it, and the tangent rows live after it."""
+        layer = self.linears[k]
+        y = F.linear(x, layer.weight, layer.bias)
+        if not self.live[k]:
+            return y, None
+        before = 0 if dx is None else dx.shape[0]
+        parts = [] if dx is None else [torch.matmul(dx, layer.weight.T)]
+        parts += [_direct(x, w, b) for span, w, b in self.terms[k] if span.start >= before]
+        dy = parts[0] if len(parts) == 1 else torch.cat(parts)
+        for span, w, b in self.terms[k]:
+            if span.start < before:
+                dy[span] += _direct(x, w, b)
+        return y, dy
+
+    def scatter(self, tangent: Tensor | None) -> Tensor | None:
+        """Live rows back to their places among all N rows (zeros for blocks not here)."""
+        if tangent is None or self.positions is None:
+            return tangent
+        full = tangent.new_zeros(self.total, *tangent.shape[1:])
+        return full.index_copy_(0, self.positions.to(tangent.device), tangent)
+
+
+def _direct(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    """dW x + db: (n, B, out) for one block's tangents dW (n, out, in), db (n, out), x (B, in)."""
+    n = (weight if weight is not None else bias).shape[0]
+    if weight is None:
+        return bias.unsqueeze(1).expand(n, x.shape[0], bias.shape[-1])
+    x = x.expand(n, *x.shape)
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+def _mlp(net: SpikingMLP, prefix: str, x: Tensor, blocks: Blocks, rows: list[int]
+         ) -> tuple[Tensor, Tensor | None]:
+    plan = _Plan(net, prefix, blocks, rows)
+    y, dy = (_spiking_mlp if net.spiking else _tanh_mlp)(net, x, plan)
+    return y, plan.scatter(dy)
+
+
+def _tanh_mlp(net: SpikingMLP, x: Tensor, plan: _Plan) -> tuple[Tensor, Tensor | None]:
+    h, dh = x, None
+    for k in range(len(net.linears)):
+        h, dh = plan.linear(k, h, dh)
+        h = torch.tanh(h)
+        if dh is not None:
+            dh = dh * (1.0 - h * h)
+    return plan.linear(len(net.linears), h, dh)
+
+
+def _spiking_mlp(net: SpikingMLP, x: Tensor, plan: _Plan) -> tuple[Tensor, Tensor | None]:
+    """SpikingMLP.forward time-major: input current, LIF layers, readout, LI, decode."""
+    for lif in net.lifs:
+        if lif.surrogate is None:
+            raise ValueError("forward-mode tangents need a spike surrogate; the LIF layers have "
+                             "none (inside bare_spikes?)")
+    current, dcurrent = plan.linear(0, x, None)  # the same current at every step
+    neurons = [_Neuron(lif, current, plan.live[k]) for k, lif in enumerate(net.lifs)]
+    readout = len(net.linears)
+    li = _Neuron(net.li, current.new_zeros(*current.shape[:-1], net.readout.out_features),
+                 plan.live[readout])
+    start = net.steps - (1 if net.decode == "last" else net.window)
+    total = dtotal = None
+    for t in range(net.steps):
+        h, dh = current, dcurrent
+        for k, neuron in enumerate(neurons):
+            if k:
+                h, dh = plan.linear(k, h, dh)
+            h, dh = neuron.lif_step(h, dh)
+        h, dh = plan.linear(readout, h, dh)
+        v, dv = li.li_step(h, dh)
+        if t >= start:
+            total = v if total is None else total + v
+            dtotal = dv if dtotal is None else dtotal + dv
+    if net.decode == "last":
+        return total, dtotal
+    return total / net.window, None if dtotal is None else dtotal / net.window
+
+
+class _Neuron:
+    """The state (v, i) of one LIF or LI layer and its live tangent rows (dv, di).
+
+    Primal steps are Norse's (`lif_step` / `li_feed_forward_step`) op for op, with the constant
+    factors dt * tau^-1 computed once (the same 0-d products the step would form)."""
+
+    def __init__(self, layer, like: Tensor, live: int):
+        p, dt = layer.p, layer.dt
+        zeros = torch.zeros_like(like)
+        self.v, self.i = zeros + p.v_leak, zeros  # `_AtRest.initial_state`
+        self.p, self.surrogate = p, getattr(layer, "surrogate", None)
+        self.alpha_mem = dt * p.tau_mem_inv
+        self.lerp_weight = float(self.alpha_mem)
+        self.minus_alpha_syn = -dt * p.tau_syn_inv
+        self.keep_syn = 1.0 + self.minus_alpha_syn
+        self.dv = self.di = None
+        if live:
+            self.dv = like.new_zeros(live, *like.shape)
+            self.di = like.new_zeros(live, *like.shape)
+
+    def _integrate(self, current: Tensor, dcurrent: Tensor | None) -> Tensor:
+        """Synaptic jump and the voltage/current Euler update (common to LIF and LI)."""
+        p = self.p
+        i_new = self.i + current
+        v_decayed = self.v + self.alpha_mem * ((p.v_leak - self.v) + i_new)
+        self.i = i_new + self.minus_alpha_syn * i_new
+        self.v = v_decayed
+        if self.dv is not None:
+            di_new = self.di + dcurrent
+            self.dv = torch.lerp(self.dv, di_new, self.lerp_weight)
+            self.di = di_new * self.keep_syn
+        return v_decayed
+
+    def li_step(self, current: Tensor, dcurrent: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Norse's `li_feed_forward_step`: the readout voltage and its tangents."""
+        return self._integrate(current, dcurrent), self.dv
+
+    def lif_step(self, current: Tensor, dcurrent: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """`lif_step`: spikes and their tangents D(u) * dv, then the reset."""
+        p = self.p
+        v_decayed = self._integrate(current, dcurrent)
+        u = v_decayed - p.v_th
+        z = heaviside(u)
+        not_z = 1 - z
+        self.v = not_z * v_decayed + z * p.v_reset
+        if self.dv is None:
+            return z, None
+        derivative = self.surrogate.derivative(u)  # one draw, shared by all tangent rows
+        dz = derivative * self.dv
+        # v = (1 - z) v_decayed + z v_reset  =>  dv = (1 - z) dv_decayed + dz (v_reset - v_decayed)
+        self.dv = self.dv * (not_z + derivative * (p.v_reset - v_decayed))
+        return z, dz
+
+
+def _deeponet(model: SpikingDeepONet, a: Tensor, coords: Tensor, blocks: Blocks,
+              rows: list[int]) -> tuple[Tensor, Tensor | None]:
+    b, db = _mlp(model.branch, "branch.", a, blocks, rows)
+    t, dt = _mlp(model.trunk, "trunk.", coords, blocks, rows)
+    terms = [] if db is None else [db @ t.T]
+    terms += [] if dt is None else [b @ dt.transpose(-1, -2)]
+    output = b @ t.T + model.b0
+    return output, _sum(output, terms, _bias(blocks, rows, "b0"))
+
+
+def _seponet(model: SpikingSepONet, a: Tensor, axes: list[Tensor], blocks: Blocks,
+             rows: list[int]) -> tuple[Tensor, Tensor | None]:
+    if len(axes) != len(model.trunks):
+        raise ValueError(f"{len(axes)} axes given, the model has {len(model.trunks)}")
+    grid = "ijklmnopq"[:len(axes)]
+    subscripts = ["fr"] + [f"{c}r" for c in grid]
+    outs = [_mlp(model.branch, "branch.", a, blocks, rows)]
+    outs += [_mlp(trunk, f"trunks.{m}.", x, blocks, rows)
+             for m, (trunk, x) in enumerate(zip(model.trunks, axes))]
+    factors = [y for y, _ in outs]
+    output = torch.einsum(",".join(subscripts) + "->f" + grid, *factors) + model.b0
+    terms = []  # product rule: one factor's tangent at a time
+    for m, (_, tangent) in enumerate(outs):
+        if tangent is not None:
+            subs = [("n" + s if j == m else s) for j, s in enumerate(subscripts)]
+            operands = [tangent if j == m else y for j, y in enumerate(factors)]
+            terms.append(torch.einsum(",".join(subs) + "->nf" + grid, *operands))
+    return output, _sum(output, terms, _bias(blocks, rows, "b0"))
+
+
+def _bias(blocks: Blocks, rows: list[int], name: str) -> Tensor | None:
+    """A scalar parameter's tangent over all N rows (zeros in blocks without it), or None."""
+    present = [block[name] for block in blocks if name in block]
+    if not present:
+        return None
+    like = present[0]
+    return torch.cat([block.get(name, like.new_zeros(n)) for block, n in zip(blocks, rows)])
+
+
+def _sum(output: Tensor, terms: list[Tensor], scalar: Tensor | None) -> Tensor | None:
+    """Output tangents (N, *output.shape): the terms plus a scalar parameter's tangent (N,)."""
+    if scalar is not None:
+        terms = terms + [scalar.reshape(-1, *[1] * output.ndim).expand(-1, *output.shape)]
+    total = None
+    for term in terms:
+        total = term if total is None else total + term
+    return total
