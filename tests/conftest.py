@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from fwdsnn.config import target_params
+from fwdsnn.reference import write_reference
+
 REPO = Path(__file__).resolve().parent.parent
 QUICK = "workflow/configs/quick.yaml"
 
@@ -49,3 +52,12 @@ def quick_study(tmp_path_factory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("quick"), with_package=True)
     snakemake(workdir, "-c2", "--configfile", "config.yaml", QUICK)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def parabola(tmp_path_factory) -> Path:
+    """A small u = x^2 reference file (64 train / 32 test points) for training tests."""
+    path = tmp_path_factory.mktemp("data") / "parabola.nc"
+    write_reference("parabola", target_params("function", expression="x**2", domain=[[-1, 1]],
+                                              n_train=64, n_test=32), path)
+    return path

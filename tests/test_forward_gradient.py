@@ -13,12 +13,11 @@ import torch
 from torch.func import functional_call, jvp
 
 from fwdsnn import io
-from fwdsnn.config import target_params, validate_config
+from fwdsnn.config import validate_config
 from fwdsnn.grad.base import mse
 from fwdsnn.grad.forward import ForwardGradient
 from fwdsnn.grad.layers import parameter_layers
 from fwdsnn.grad.tangents import mse_tangent, propagate
-from fwdsnn.reference import write_reference
 from fwdsnn.snn.lif import LIFLayer
 from fwdsnn.snn.models import SpikingMLP
 from fwdsnn.snn.spike import make_surrogate
@@ -253,10 +252,8 @@ def test_estimator_settings_and_generator():
         propagate(model, args, {"nope": torch.zeros(1)})
 
 
-def test_training_with_layer_scope_reduces_the_test_error(tmp_path):
-    reference = tmp_path / "parabola.nc"
-    write_reference("parabola", target_params("function", expression="x**2", domain=[[-1, 1]],
-                                              n_train=64, n_test=32), reference)
+def test_training_with_layer_scope_reduces_the_test_error(parabola, tmp_path):
+    reference = parabola
     settings = validate_config({
         "targets": {"p": {"family": "function", "expression": "x**2", "domain": [[-1, 1]]}},
         "models": {"mlp": {"kind": "spiking_mlp", "width": 16, "depth": 2, "steps": 8,

@@ -13,10 +13,9 @@ import torch
 import xarray as xr
 
 from fwdsnn import io
-from fwdsnn.config import target_params, validate_config
+from fwdsnn.config import validate_config
 from fwdsnn.data import make_problem
 from fwdsnn.grad import mse
-from fwdsnn.reference import write_reference
 from fwdsnn.train import run_training
 from fwdsnn.weights import load_model
 
@@ -31,14 +30,6 @@ SETTINGS = validate_config({
 
 def outputs(directory: Path) -> dict[str, Path]:
     return {name: directory / f"{name}.nc" for name in ("model", "history", "prediction")}
-
-
-@pytest.fixture(scope="module")
-def parabola(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "parabola.nc"
-    write_reference("parabola", target_params("function", expression="x**2", domain=[[-1, 1]],
-                                              n_train=64, n_test=32), path)
-    return path
 
 
 def train(reference, directory, method="bp", seed=0, **train_overrides):

@@ -5,12 +5,14 @@ import torch
 from fwdsnn.grad.backprop import Backprop
 from fwdsnn.grad.base import Estimate, Estimator, mse
 from fwdsnn.grad.forward import ForwardGradient
+from fwdsnn.grad.perturbation import WeightPerturbation
 
 __all__ = ["Estimate", "Estimator", "make_estimator", "mse"]
 
 ESTIMATORS = {
     "backprop": lambda method, generator: Backprop(),
     "forward": ForwardGradient,
+    "perturbation": WeightPerturbation,
 }
 
 
