@@ -14,6 +14,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/reference.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -21,5 +22,7 @@ rule all:
     input:
         rules.reference_all.input,
         rules.train_all.input,
+        rules.diagnostics_all.input,
+        rules.bench_all.input,
         rules.figures_all.input,
     default_target: True

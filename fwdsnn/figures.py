@@ -72,3 +72,48 @@ def plot_reference(datasets: Mapping[str, xr.Dataset], png: str | Path, pdf: str
         ax_in.set_title(f"{name} ({ds.attrs.get('family', '?')}): input", fontsize=9, loc="left")
         ax_out.set_title(f"{name}: reference solution", fontsize=9, loc="left")
     save(fig, png, pdf)
+
+
+def plot_gradient_quality(datasets: Mapping[str, xr.Dataset], png: str | Path, pdf: str | Path) -> None:
+    """Cosine to the BPTT gradient vs K (mean and spread over draws), with sqrt(K/d)."""
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False,
+                             constrained_layout=True)
+    for (name, ds), ax in zip(datasets.items(), axes[0]):
+        k = ds["directions"].values
+        for surrogate in ds["surrogate"].values:
+            for scope, style in zip(ds["scope"].values, ("-", "--")):
+                cos = ds["cosine"].sel(surrogate=surrogate, scope=scope)
+                mean, std = cos.mean("draw").values, cos.std("draw").values
+                line, = ax.plot(k, mean, style, marker="o", ms=3, label=f"{scope}, {surrogate}")
+                ax.fill_between(k, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        ax.plot(k, ds["theory_global"], ":", color="k", label="sqrt(K/d), global")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(axis_label(ds["directions"]))
+        ax.set_ylabel(axis_label(ds["cosine"]))
+        ax.set_title(f"{name} (d = {ds.attrs['parameters']})", fontsize=9, loc="left")
+    axes[0][0].legend(fontsize=7)
+    save(fig, png, pdf)
+
+
+def plot_estimator_cost(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
+    """Step time and peak memory vs T per estimator (one line per K; bp has no K)."""
+    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    styles = ("-", "--", ":", "-.")
+    t = ds["T"].values
+    for estimator in ds["estimator"].values:
+        ks = ds["K"].values[:1] if estimator == "bp" else ds["K"].values
+        color = None
+        for k, style in zip(ks, styles):
+            point = ds.sel(estimator=estimator, K=k)
+            label = estimator if estimator == "bp" else f"{estimator}, K={k}"
+            line, = ax_time.plot(t, 1e3 * point["step_time"], style, marker="o", ms=3, color=color, label=label)
+            color = line.get_color()
+            ax_mem.plot(t, point["peak_memory"], style, marker="o", ms=3, color=color, label=label)
+    for ax, label in ((ax_time, "median step time [ms]"), (ax_mem, "peak memory above baseline [MiB]")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(axis_label(ds["T"]))
+        ax.set_ylabel(label)
+    ax_time.legend(fontsize=6, ncol=2)
+    save(fig, png, pdf)

@@ -53,6 +53,23 @@ def test_every_quick_run_trained_and_logged_progress(quick_study):
             assert prediction.sizes["layer"] >= 2 and "spike rates [" in log
 
 
+def test_gradient_diagnostics_and_cost_benchmark(quick_study):
+    config = quick_config(quick_study)
+    for experiment in config["experiments"]:
+        path = quick_study / "results" / "diagnostics" / experiment["target"] / experiment["model"]
+        ds = io.read_dataset(path / "gradient_quality.nc", stage="diagnostics", variables=("cosine",))
+        assert list(ds["directions"].values) == config["diagnostics"]["directions"]
+        assert ds.sizes["draw"] == config["diagnostics"]["draws"]
+        assert np.all(np.abs(ds["cosine"].values) <= 1 + 1e-12)
+        np.testing.assert_allclose(ds["theory_global"], np.sqrt(ds["directions"] / ds.attrs["parameters"]))
+    bench = io.read_dataset(quick_study / "results" / "bench" / "estimators.nc", stage="bench")
+    assert set(bench["estimator"].values) == {"bp", "rfg-global", "rfg-layer", "wp"}
+    assert np.all(bench["step_time"].values > 0)
+    np.testing.assert_allclose(bench["time_ratio_to_bp"].sel(estimator="bp"), 1.0)
+    for name in ("gradient_quality", "estimator_cost"):
+        assert (quick_study / "results" / "figures" / f"{name}.png").stat().st_size > 10_000
+
+
 def test_nothing_to_do_after_a_run(quick_study):
     assert planned_outputs(snakemake(quick_study, "-n", *OVERLAY)) == []
 

@@ -65,3 +65,5 @@ RUNS = [
     for method in e["methods"]
     for seed in config["seeds"]
 ]
+
+DIAGNOSED = sorted({f"{e['target']}/{e['model']}" for e in config["experiments"]})

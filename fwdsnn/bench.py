@@ -1,0 +1,115 @@
+"""Cost benchmark of the gradient estimators: step time and peak memory against T and K.
+
+Numbers, not assertions. Step times are medians of interleaved repeats in one process at one
+thread, so every estimator sees the same machine state; peak memory is measured in a fresh
+subprocess per point (the resident set after set-up is the baseline, the process's peak after
+one step minus it is the step's cost), so no point inherits another's allocations.
+"""
+
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+import torch
+import xarray as xr
+
+from fwdsnn.grad import make_estimator
+from fwdsnn.snn.models import SpikingMLP
+from fwdsnn.snn.spike import make_surrogate
+
+log = logging.getLogger(__name__)
+ESTIMATORS = {
+    "bp": {"estimator": "backprop"},
+    "rfg-global": {"estimator": "forward", "scope": "global", "distribution": "gaussian"},
+    "rfg-layer": {"estimator": "forward", "scope": "layer", "distribution": "gaussian"},
+    "wp": {"estimator": "perturbation", "scope": "layer", "distribution": "gaussian", "epsilon": 0.05},
+}
+SURROGATE = {"kind": "fast_sigmoid", "slope": 10.0}
+
+
+def setup(estimator: str, steps: int, directions: int, settings: dict, seed: int = 0):
+    """A spiking MLP, a batch, and the estimator: everything a timed step needs."""
+    torch.manual_seed(seed)
+    model = SpikingMLP(1, 1, settings["width"], settings["depth"], steps, {},
+                       make_surrogate(SURROGATE), window=steps)
+    x = 2 * torch.rand(settings["batch"], 1) - 1
+    method = {**ESTIMATORS[estimator], "directions": directions, "surrogate": SURROGATE}
+    return model, (x,), x ** 2, make_estimator(method, torch.Generator().manual_seed(seed))
+
+
+def step_times(points: list[tuple[str, int, int]], settings: dict) -> dict:
+    """Median wall time of one estimator step per (estimator, T, K), repeats interleaved."""
+    torch.set_num_threads(1)
+    built = {point: setup(*point, settings) for point in points}
+    samples = {point: [] for point in points}
+    for _ in range(settings["repeats"]):
+        for point, (model, inputs, target, estimator) in built.items():
+            start = time.perf_counter()
+            estimator.estimate(model, inputs, target)
+            samples[point].append(time.perf_counter() - start)
+    return {point: statistics.median(times) for point, times in samples.items()}
+
+
+def peak_memory_mb(estimator: str, steps: int, directions: int, settings: dict) -> float:
+    """Peak resident memory of one step above the post-set-up baseline, in a fresh process."""
+    code = ("import json, sys; from fwdsnn.bench import _measure_memory_here; "
+            "print(json.dumps(_measure_memory_here(*json.loads(sys.argv[1]))))")
+    args = json.dumps([estimator, steps, directions, settings])
+    out = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True,
+                         check=True, timeout=600).stdout
+    return float(json.loads(out.strip().splitlines()[-1]))
+
+
+def _measure_memory_here(estimator: str, steps: int, directions: int, settings: dict) -> float:
+    torch.set_num_threads(1)
+    model, inputs, target, est = setup(estimator, steps, directions, settings)
+    baseline = psutil.Process().memory_info().rss
+    est.estimate(model, inputs, target)
+    return max(_peak_rss() - baseline, 0) / 2**20
+
+
+def _peak_rss() -> int:
+    """This process's resident high-water mark in bytes. Not ru_maxrss: getrusage keeps the
+    parent's peak across fork and exec, so a child started by a big process reads it."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status: peak memory needs Linux")
+
+
+def benchmark(settings: dict) -> xr.Dataset:
+    """estimators.nc: step time and peak memory per estimator, T and K, with ratios to bp."""
+    names, ts, ks = list(ESTIMATORS), settings["time_steps"], settings["directions"]
+    points = [(name, t, 1 if name == "bp" else k) for name in names for t in ts for k in ks]
+    unique = sorted(set(points))
+    log.info("timing %d points, %d repeats each", len(unique), settings["repeats"])
+    times = step_times(unique, settings)
+    memory = {}
+    for point in unique:
+        memory[point] = peak_memory_mb(*point, settings)
+        log.info("%s T=%d K=%d: %.2f ms, %.1f MB", *point, 1e3 * times[point], memory[point])
+    shape = (len(names), len(ts), len(ks))
+    step_time, peak = np.empty(shape), np.empty(shape)
+    for i, name in enumerate(names):
+        for j, t in enumerate(ts):
+            for k, directions in enumerate(ks):
+                point = (name, t, 1 if name == "bp" else directions)
+                step_time[i, j, k], peak[i, j, k] = times[point], memory[point]
+    coords = {"estimator": ("estimator", names, {"long_name": "gradient estimator", "units": "1"}),
+              "T": ("T", ts, {"long_name": "simulation time steps", "units": "1"}),
+              "K": ("K", ks, {"long_name": "random directions (per layer for layer scope)", "units": "1"})}
+    dims = ("estimator", "T", "K")
+    return xr.Dataset({
+        "step_time": (dims, step_time, {"long_name": "median wall time of one step", "units": "s"}),
+        "peak_memory": (dims, peak, {"long_name": "peak resident memory of one step above the baseline", "units": "MiB"}),
+        "time_ratio_to_bp": (dims, step_time / step_time[names.index("bp")],
+                             {"long_name": "step time / bp step time", "units": "1"}),
+        "memory_ratio_to_bp": (dims, peak / np.maximum(peak[names.index("bp")], 1e-9),
+                               {"long_name": "peak memory / bp peak memory", "units": "1"}),
+    }, coords=coords)
