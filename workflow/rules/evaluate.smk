@@ -28,6 +28,7 @@ rule bench:
         log_path("bench", "estimators"),
     benchmark:
         benchmark_path("bench", "estimators")
+    threads: 256  # Snakemake scales this down to --cores: nothing runs beside the benchmark
     script:
         "../scripts/bench.py"
 
