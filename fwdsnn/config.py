@@ -127,7 +127,7 @@ def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> di
     return config
 
 
-MODEL_FAMILIES = {"spiking_mlp": "function"}  # other model kinds learn operator targets
+POINTWISE_MODELS = {"spiking_mlp"}  # learn function targets; the others learn operators
 
 
 def _check_experiment(config: dict, index: int, experiment: dict, schema: dict | None) -> None:
@@ -140,7 +140,7 @@ def _check_experiment(config: dict, index: int, experiment: dict, schema: dict |
                               f"(defined: {', '.join(config[section]) or 'none'})")
     kind = config["models"][experiment["model"]]["kind"]
     family = config["targets"][experiment["target"]]["family"]
-    if (family == "function") != (MODEL_FAMILIES.get(kind) == "function"):
+    if (family == "function") != (kind in POINTWISE_MODELS):
         raise ConfigError(f"config key '{where}.model': a {kind} cannot learn target "
                           f"{experiment['target']!r} of family {family} (spiking_mlp learns function "
                           "targets; spiking_deeponet and spiking_seponet learn operator targets)")
