@@ -1,4 +1,4 @@
-"""Code fingerprints: a hash of the fwdsnn source a stage runs, for Snakemake's params.
+"""Code fingerprints: a hash of the fwdsnn code a stage runs, for Snakemake's params.
 
 Snakemake reruns a job when its script or params change, not when an imported package
 changes. A rule that puts ``code_fingerprint(<its modules>)`` into ``params`` reruns exactly
@@ -73,5 +73,18 @@ def code_fingerprint(*modules: str) -> str:
     digest = hashlib.sha256()
     for path in module_closure(*modules):
         digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
+        digest.update(_code_only(path).encode())
     return digest.hexdigest()[:16]
+
+
+def _code_only(path: Path) -> str:
+    """The module's syntax tree without comments, docstrings or layout: editing prose must not
+    rerun a stage (a docstring fix would otherwise retrain the whole study)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)

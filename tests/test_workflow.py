@@ -89,7 +89,7 @@ def test_editing_solver_code_reruns_only_the_families_using_it(quick_study, modu
     source = quick_study / "fwdsnn" / "pdes" / module
     original = source.read_text()
     try:
-        source.write_text(original + "\n# an edit\n")
+        source.write_text(original + "\n_AN_EDIT = 1\n")
         planned = planned_outputs(snakemake(quick_study, "-n", "reference_all", *OVERLAY))
     finally:
         source.write_text(original)
