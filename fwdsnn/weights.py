@@ -1,4 +1,4 @@
-"""Model parameters as NetCDF (never pickle): one variable per parameter, settings in attrs.
+"""Model parameters as NetCDF like every other array: a variable per parameter, settings in attrs.
 
 The file is enough to rebuild the network: the model and method settings, the shapes the
 data gave it, and the normalisation of every input and of the output.
