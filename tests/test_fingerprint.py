@@ -1,8 +1,14 @@
 """Code fingerprints follow the import closure of a stage's modules."""
 
+import importlib
 import sys
 
+import pytest
+
+from fwdsnn.config import load_schema
+from fwdsnn.estimators import ESTIMATORS, estimator_module
 from fwdsnn.fingerprint import code_fingerprint, module_closure
+from fwdsnn.grad import Estimator
 
 
 def names(*modules):
@@ -41,3 +47,20 @@ def test_prose_edits_keep_the_fingerprint_and_code_edits_change_it(tmp_path, mon
     assert code_fingerprint("fwdsnn.stage") == before
     module.write_text('"""Doc."""\n\ndef f(x):\n    return x + 2\n')
     assert code_fingerprint("fwdsnn.stage") != before
+
+
+def test_a_training_run_hashes_its_own_estimator_only():
+    assert not {"grad/backprop.py", "grad/forward.py", "grad/perturbation.py"} & names("fwdsnn.train")
+    forward = names("fwdsnn.train", estimator_module("forward"))
+    assert {"grad/forward.py", "grad/tangents.py", "fwdsnn/train.py"} <= forward
+    assert "grad/perturbation.py" not in forward
+
+
+def test_estimator_registry_matches_the_schema_and_the_code():
+    schema = load_schema()
+    enum = schema["$defs"]["method"]["properties"]["estimator"]["enum"]
+    assert sorted(enum) == sorted(ESTIMATORS)
+    for name, (module, cls) in ESTIMATORS.items():
+        assert issubclass(getattr(importlib.import_module(module), cls), Estimator), name
+    with pytest.raises(ValueError, match="unknown estimator 'adjoint'"):
+        estimator_module("adjoint")

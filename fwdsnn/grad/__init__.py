@@ -1,26 +1,16 @@
-"""Gradient estimators by the name a method's ``estimator`` key uses."""
+"""Gradient estimators by the name a method's ``estimator`` key uses (see fwdsnn.estimators)."""
+
+import importlib
 
 import torch
 
-from fwdsnn.grad.backprop import Backprop
+from fwdsnn.estimators import ESTIMATORS, estimator_module
 from fwdsnn.grad.base import Estimate, Estimator, mse
-from fwdsnn.grad.forward import ForwardGradient
-from fwdsnn.grad.perturbation import WeightPerturbation
 
 __all__ = ["Estimate", "Estimator", "make_estimator", "mse"]
-
-ESTIMATORS = {
-    "backprop": lambda method, generator: Backprop(),
-    "forward": ForwardGradient,
-    "perturbation": WeightPerturbation,
-}
 
 
 def make_estimator(method: dict, generator: torch.Generator) -> Estimator:
     """The estimator a method config names; ``generator`` drives any random directions."""
-    try:
-        factory = ESTIMATORS[method["estimator"]]
-    except KeyError:
-        raise ValueError(f"unknown estimator {method['estimator']!r}; "
-                         f"known: {', '.join(ESTIMATORS)}") from None
-    return factory(method, generator)
+    module = importlib.import_module(estimator_module(method["estimator"]))
+    return getattr(module, ESTIMATORS[method["estimator"]][1])(method, generator)

@@ -9,6 +9,9 @@ BACKPROP_PASSES = 3.0
 
 
 class Backprop(Estimator):
+    def __init__(self, method: dict | None = None, generator: torch.Generator | None = None):
+        """Built like every estimator, from (method, generator); BPTT needs neither."""
+
     def estimate(self, model: torch.nn.Module, inputs: tuple, target: torch.Tensor) -> Estimate:
         model.zero_grad(set_to_none=True)
         loss = mse(model(*inputs), target)

@@ -2,6 +2,7 @@
 from snakemake.exceptions import WorkflowError
 
 from fwdsnn.config import ConfigError, check_config_files, train_settings, validate_config
+from fwdsnn.estimators import ESTIMATORS, estimator_module
 from fwdsnn.fingerprint import code_fingerprint
 from fwdsnn.pdes import FAMILY_MODULES
 
@@ -32,6 +33,13 @@ def reference_code(wildcards):
     """Fingerprint of the stage code plus the target's solver family (and what it imports)."""
     family = config["targets"][wildcards.target]["family"]
     return code_fingerprint("fwdsnn.reference", FAMILY_MODULES[family])
+
+
+def train_code(wildcards):
+    """Fingerprint of the training stage plus the run's own estimator: editing one estimator
+    reruns the runs that use it, not the whole study."""
+    estimator = config["methods"][wildcards.method]["estimator"]
+    return code_fingerprint("fwdsnn.train", estimator_module(estimator))
 
 
 def log_path(stage, name):

@@ -9,7 +9,7 @@ rule gradient_quality:
     params:
         model=lambda w: config["models"][w.model],
         settings=config["diagnostics"],
-        code=code_fingerprint("fwdsnn.diagnostics"),
+        code=code_fingerprint("fwdsnn.diagnostics", estimator_module("forward")),
     log:
         log_path("diagnostics", "{target}/{model}"),
     benchmark:
@@ -23,7 +23,7 @@ rule bench:
         "results/bench/estimators.nc",
     params:
         settings=config["bench"],
-        code=code_fingerprint("fwdsnn.bench"),
+        code=code_fingerprint("fwdsnn.bench", *(module for module, _ in ESTIMATORS.values())),
     log:
         log_path("bench", "estimators"),
     benchmark:

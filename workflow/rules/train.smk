@@ -11,7 +11,7 @@ rule train:
     params:
         settings=run_settings,
         device=config["device"],
-        code=code_fingerprint("fwdsnn.train"),
+        code=train_code,
     log:
         log_path("train", "{target}/{model}/{method}/s{seed}"),
     benchmark:

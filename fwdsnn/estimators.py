@@ -1,0 +1,20 @@
+"""Where each method's ``estimator`` is implemented, as import paths rather than imports.
+
+Kept free of torch so that the workflow can read it while planning jobs: a training job's code
+fingerprint then covers its own estimator's module and not the others, and editing one
+estimator reruns only the runs that use it.
+"""
+
+ESTIMATORS = {
+    "backprop": ("fwdsnn.grad.backprop", "Backprop"),
+    "forward": ("fwdsnn.grad.forward", "ForwardGradient"),
+    "perturbation": ("fwdsnn.grad.perturbation", "WeightPerturbation"),
+}
+
+
+def estimator_module(name: str) -> str:
+    """The module implementing estimator ``name``; unknown names list the known ones."""
+    try:
+        return ESTIMATORS[name][0]
+    except KeyError:
+        raise ValueError(f"unknown estimator {name!r}; known: {', '.join(ESTIMATORS)}") from None
