@@ -27,7 +27,8 @@ ESTIMATORS = {
     "bp": {"estimator": "backprop"},
     "rfg-global": {"estimator": "forward", "scope": "global", "distribution": "gaussian"},
     "rfg-layer": {"estimator": "forward", "scope": "layer", "distribution": "gaussian"},
-    "wp": {"estimator": "perturbation", "scope": "layer", "distribution": "gaussian", "epsilon": 0.05},
+    "wp-global": {"estimator": "perturbation", "scope": "global", "distribution": "gaussian", "epsilon": 0.05},
+    "wp-layer": {"estimator": "perturbation", "scope": "layer", "distribution": "gaussian", "epsilon": 0.05},
 }
 SURROGATE = {"kind": "fast_sigmoid", "slope": 10.0}
 

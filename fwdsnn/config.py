@@ -146,20 +146,25 @@ def _check_experiment(config: dict, index: int, experiment: dict, schema: dict |
                           "targets; spiking_deeponet and spiking_seponet learn operator targets)")
     for method in experiment["methods"]:
         train_settings(config, experiment, method, schema, where=where)
+        method_settings(config, experiment, method, schema, where=where)
+
+
+def _per_method(block: Any, experiment: dict, key: str) -> dict:
+    """An experiment's per-method block ({method name: settings}), checked against its methods."""
+    if not isinstance(block, dict) or not all(isinstance(v, dict) for v in block.values()):
+        raise ConfigError(f"config key '{key}': must map method names to settings")
+    unknown = set(block) - set(experiment["methods"])
+    if unknown:
+        raise ConfigError(f"config key '{key}': {sorted(unknown)} not among this "
+                          f"experiment's methods {experiment['methods']}")
+    return block
 
 
 def train_settings(config: dict, experiment: dict, method: str, schema: dict | None = None,
                    where: str = "experiments") -> dict:
     """Top-level train settings, overridden by the experiment's, overridden by its method's."""
     overrides = dict(experiment["train"])
-    per_method = overrides.pop("methods", {})
-    if not isinstance(per_method, dict):
-        raise ConfigError(f"config key '{where}.train.methods': must be a mapping of method names")
-    unknown = set(per_method) - set(experiment["methods"])
-    if unknown:
-        raise ConfigError(f"config key '{where}.train.methods': {sorted(unknown)} not among this "
-                          f"experiment's methods {experiment['methods']}")
-    mine = per_method.get(method, {})
+    mine = _per_method(overrides.pop("methods", {}), experiment, f"{where}.train.methods").get(method, {})
     merged = {**config["train"], **overrides, **mine}
 
     def origin(path: list) -> str:  # which of the three layers set the offending key
@@ -169,6 +174,25 @@ def train_settings(config: dict, experiment: dict, method: str, schema: dict | N
 
     schema = load_schema() if schema is None else schema
     error = _schema_error(merged, {**schema["$defs"]["train"], "$defs": schema["$defs"]}, origin)
+    if error is not None:
+        raise error
+    return merged
+
+
+def method_settings(config: dict, experiment: dict, method: str, schema: dict | None = None,
+                    where: str = "experiments") -> dict:
+    """The method's settings with the experiment's ``method_overrides`` for it, key by key: a
+    budget such as K may differ between a small and a large network while the method keeps
+    its name (and its row in every table)."""
+    key = f"{where}.method_overrides"
+    mine = _per_method(experiment["method_overrides"], experiment, key).get(method, {})
+    merged = {**config["methods"][method], **mine}
+
+    def origin(path: list) -> str:
+        return f"{key}.{method}." if path and path[0] in mine else f"methods.{method}."
+
+    schema = load_schema() if schema is None else schema
+    error = _schema_error(merged, {**schema["$defs"]["method"], "$defs": schema["$defs"]}, origin)
     if error is not None:
         raise error
     return merged

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from fwdsnn.config import ConfigError, load_config_file, validate_config
+from fwdsnn.config import ConfigError, load_config_file, method_settings, validate_config
 from conftest import REPO, copy_workflow, snakemake
 
 MINIMAL = {"targets": {"p": {"family": "poisson1d"}}}
@@ -55,6 +55,14 @@ BAD_CONFIGS = [
      {**FUNCTION, "experiments": [{"target": "f", "model": "mlp", "methods": ["bp"],
                                    "train": {"methods": {"bp": {"lr": 0}}}}]},
      "experiments.0.train.methods.bp.lr"),
+    ("bad per-experiment method override",
+     {**FUNCTION, "experiments": [{"target": "f", "model": "mlp", "methods": ["bp"],
+                                   "method_overrides": {"bp": {"directions": 0}}}]},
+     "experiments.0.method_overrides.bp.directions"),
+    ("method override for a method the experiment does not train",
+     {**FUNCTION, "experiments": [{"target": "f", "model": "mlp", "methods": ["bp"],
+                                   "method_overrides": {"wp": {"directions": 2}}}]},
+     "experiments.0.method_overrides': ['wp'] not among"),
     ("unknown train key", {**FUNCTION, "train": {"epochs": 3}}, "'epochs' was unexpected"),
     ("unknown surrogate", {**FUNCTION, "methods": {"bp": {"estimator": "backprop",
                                                           "surrogate": {"kind": "arctan"}}}},
@@ -115,3 +123,15 @@ def test_validation_does_not_modify_its_input():
     assert config == with_target()
     with pytest.raises(ConfigError, match="targets.p.n_test"):
         validate_config(with_target(n_test=-5))
+
+
+def test_method_overrides_apply_to_their_experiment_only():
+    config = validate_config({
+        **FUNCTION, "methods": {"rfg": {"estimator": "forward", "directions": 2}},
+        "experiments": [{"target": "f", "model": "mlp", "methods": ["rfg"],
+                         "method_overrides": {"rfg": {"directions": 16}}},
+                        {"target": "f", "model": "mlp", "methods": ["rfg"]}]})
+    tuned, plain = (method_settings(config, e, "rfg") for e in config["experiments"])
+    assert tuned["directions"] == 16 and plain["directions"] == 2
+    assert tuned["scope"] == plain["scope"] == "layer"  # defaults survive the merge
+    assert config["methods"]["rfg"]["directions"] == 2

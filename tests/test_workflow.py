@@ -63,7 +63,7 @@ def test_gradient_diagnostics_and_cost_benchmark(quick_study):
         assert np.all(np.abs(ds["cosine"].values) <= 1 + 1e-12)
         np.testing.assert_allclose(ds["theory_global"], np.sqrt(ds["directions"] / ds.attrs["parameters"]))
     bench = io.read_dataset(quick_study / "results" / "bench" / "estimators.nc", stage="bench")
-    assert set(bench["estimator"].values) == {"bp", "rfg-global", "rfg-layer", "wp"}
+    assert set(bench["estimator"].values) == {"bp", "rfg-global", "rfg-layer", "wp-global", "wp-layer"}
     assert np.all(bench["step_time"].values > 0)
     np.testing.assert_allclose(bench["time_ratio_to_bp"].sel(estimator="bp"), 1.0)
     for name in ("gradient_quality", "estimator_cost"):

@@ -1,7 +1,8 @@
 # Config validation, wildcard constraints, input functions and target lists shared by all rules.
 from snakemake.exceptions import WorkflowError
 
-from fwdsnn.config import ConfigError, check_config_files, train_settings, validate_config
+from fwdsnn.config import (ConfigError, check_config_files, method_settings, train_settings,
+                           validate_config)
 from fwdsnn.estimators import ESTIMATORS, estimator_module
 from fwdsnn.fingerprint import code_fingerprint
 from fwdsnn.pdes import FAMILY_MODULES
@@ -38,7 +39,7 @@ def reference_code(wildcards):
 def train_code(wildcards):
     """Fingerprint of the training stage plus the run's own estimator: editing one estimator
     reruns the runs that use it, not the whole study."""
-    estimator = config["methods"][wildcards.method]["estimator"]
+    estimator = config["methods"][wildcards.method]["estimator"]  # overrides cannot change it
     return code_fingerprint("fwdsnn.train", estimator_module(estimator))
 
 
@@ -62,7 +63,7 @@ def run_settings(wildcards):
     """Model, method and merged train settings of one run: a change reruns just those runs."""
     return {
         "model": config["models"][wildcards.model],
-        "method": config["methods"][wildcards.method],
+        "method": method_settings(config, experiment_for(wildcards), wildcards.method),
         "train": train_settings(config, experiment_for(wildcards), wildcards.method),
     }
 
