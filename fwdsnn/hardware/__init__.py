@@ -1,0 +1,1 @@
+"""Taking trained networks to neuromorphic hardware: fixed-point format, emulator, NIR, energy."""

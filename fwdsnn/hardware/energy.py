@@ -1,0 +1,155 @@
+"""Work and energy per inference of a trained spiking network and of its ANN twin.
+
+One inference is what the network computes for one input: one input sample (spiking_mlp; one
+output point), or one input function a on the whole output grid of P points (operators),
+evaluated as models.py does for a single function: the branch once, the DeepONet trunk once
+per query point, each SepONet trunk once per coordinate of its axis, then the combination.
+Per output point is the same divided by P. (A deployment that caches the trunk outputs of a
+fixed grid across functions would pay only branch and combination per function.)
+
+Counts, per Linear layer, with e evaluations of its sub-network per inference, T steps:
+- first Linear: the input is analog; models.py applies it once and holds the current for all
+  steps, so it costs e * in * out MACs, no synaptic operations;
+- every later Linear, the readout included: its input is spikes, so SOPs = e * (spikes into
+  the layer per evaluation, from prediction.nc) * out (fan-out), one accumulate each;
+- neuron updates = e * out * T for the LIF (hidden) or LI (readout) neurons it drives; the
+  per-step bias and the held input current are part of these updates;
+- operator combination (decoded floats): DeepONet P * latent MACs; SepONet's outer product
+  rank * (n_1 + n_1 n_2 + ... + n_1...n_k) MACs (b * t^1, then each further axis), b0 adds
+  not counted;
+- ANN twin (same Linear layers, tanh, no time): e * in * out MACs per layer plus the same
+  combination. Bias adds, activations and the decode's window average are not counted.
+Energy proxies (45 nm, Horowitz 2014): 0.9 pJ per accumulate (SOP), 4.6 pJ per MAC.
+SNN energy = SOPs * 0.9 pJ + MACs (first layers, combination) * 4.6 pJ; neuron updates are
+reported but not priced. ANN energy = MACs * 4.6 pJ.
+"""
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from fwdsnn import io
+from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
+from fwdsnn.weights import load_model
+
+STAGE = "energy"
+PJ_PER_SOP = 0.9
+PJ_PER_MAC = 4.6
+SOURCE = "Horowitz, ISSCC 2014, 45 nm: 32-bit float add 0.9 pJ, multiply-accumulate 4.6 pJ"
+PER = ("inference", "output_point")
+
+
+def evaluations(model: torch.nn.Module, grid_shape: tuple[int, ...]) -> dict[str, tuple[SpikingMLP, int]]:
+    """Each sub-network, under the prefix its spike counts carry, with its evaluations per inference."""
+    if isinstance(model, SpikingMLP):
+        return {"": (model, 1)}
+    if isinstance(model, SpikingDeepONet):
+        return {"branch": (model.branch, 1), "trunk": (model.trunk, math.prod(grid_shape))}
+    if isinstance(model, SpikingSepONet):
+        return {"branch": (model.branch, 1),
+                **{f"trunk{i}": (t, n) for i, (t, n) in enumerate(zip(model.trunks, grid_shape))}}
+    raise TypeError(f"no operation count for {type(model).__name__}")
+
+
+def combination_macs(model: torch.nn.Module, grid_shape: tuple[int, ...]) -> int:
+    """MACs that combine the sub-network outputs into u on the grid (0 for the MLP)."""
+    if isinstance(model, SpikingDeepONet):
+        return model.branch.readout.out_features * math.prod(grid_shape)
+    if isinstance(model, SpikingSepONet):
+        rank = model.branch.readout.out_features
+        return rank * sum(math.prod(grid_shape[:j + 1]) for j in range(len(grid_shape)))
+    return 0
+
+
+def _name(*parts: str) -> str:
+    return ".".join(p for p in parts if p)
+
+
+def operation_counts(model: torch.nn.Module, spike_counts: Mapping[str, float],
+                     grid_shape: tuple[int, ...], pj_per_sop: float = PJ_PER_SOP,
+                     pj_per_mac: float = PJ_PER_MAC) -> xr.Dataset:
+    """SOPs, MACs, neuron updates and energy per inference (module doc) as a Dataset.
+
+    spike_counts: spikes per evaluation of each LIF layer, named as prediction.nc's `layer`
+    ("hidden0", or "branch.hidden0", "trunk1.hidden0" ...); grid_shape: the output grid of
+    one function, () for spiking_mlp."""
+    rows = []
+    for prefix, (net, n_eval) in evaluations(model, grid_shape).items():
+        for k, linear in enumerate([*net.linears, net.readout]):
+            fan_in, fan_out = linear.in_features, linear.out_features
+            spikes = spike_counts[_name(prefix, f"hidden{k - 1}")] if k else np.nan
+            rows.append({
+                "linear": _name(prefix, f"linears.{k}" if k < len(net.linears) else "readout"),
+                "fan_in": fan_in, "fan_out": fan_out, "evaluations": n_eval,
+                "input_spikes": spikes,
+                "sop": n_eval * spikes * fan_out if k else 0.0,
+                "mac_snn": 0 if k else n_eval * fan_in * fan_out,
+                "mac_ann": n_eval * fan_in * fan_out,
+                "neuron_updates": n_eval * fan_out * net.steps})
+    table = {key: np.array([row[key] for row in rows]) for key in rows[0]}
+    combination = combination_macs(model, grid_shape)
+    points = math.prod(grid_shape)
+    sop = table["sop"].sum()
+    mac_snn = table["mac_snn"].sum() + combination
+    mac_ann = table["mac_ann"].sum() + combination
+    energy_snn = sop * pj_per_sop + mac_snn * pj_per_mac
+    energy_ann = mac_ann * pj_per_mac
+    per = np.array([1.0, 1.0 / points])
+
+    def layer_var(key, long_name, units="1"):
+        return ("linear", table[key], {"long_name": long_name, "units": units})
+
+    def total(value, long_name, units="1"):
+        return ("per", value * per, {"long_name": long_name, "units": units})
+
+    ds = xr.Dataset({
+        "fan_in": layer_var("fan_in", "inputs of the Linear layer"),
+        "fan_out": layer_var("fan_out", "outputs of the Linear layer (fan-out of each input)"),
+        "evaluations": layer_var("evaluations", "evaluations of the layer's sub-network per inference"),
+        "input_spikes": layer_var("input_spikes", "spikes into the layer per evaluation (NaN: analog input)"),
+        "sop": layer_var("sop", "synaptic operations (spikes x fan-out) per inference"),
+        "mac_snn": layer_var("mac_snn", "multiply-accumulates of the spiking network per inference"),
+        "mac_ann": layer_var("mac_ann", "multiply-accumulates of the ANN twin per inference"),
+        "neuron_updates": layer_var("neuron_updates", "LIF/LI neuron updates per inference"),
+        "combination_mac": ((), combination, {"long_name": "multiply-accumulates of the operator "
+                                              "combination per inference", "units": "1"}),
+        "output_points": ((), points, {"long_name": "output points per inference", "units": "1"}),
+        "sop_total": total(sop, "synaptic operations of the spiking network"),
+        "mac_snn_total": total(mac_snn, "multiply-accumulates of the spiking network"),
+        "mac_ann_total": total(mac_ann, "multiply-accumulates of the ANN twin"),
+        "neuron_updates_total": total(table["neuron_updates"].sum(), "neuron updates of the spiking network"),
+        "energy_snn": total(energy_snn, "energy proxy of the spiking network", "pJ"),
+        "energy_ann": total(energy_ann, "energy proxy of the ANN twin", "pJ"),
+        "energy_ratio": ((), energy_snn / energy_ann, {"long_name": "energy of the spiking network "
+                                                       "over that of the ANN twin", "units": "1"}),
+    }, coords={
+        "linear": ("linear", np.array(table["linear"], dtype=str),
+                   {"long_name": "Linear (synapse) layer", "units": "1"}),
+        "per": ("per", np.array(PER), {"long_name": "counted per inference (one input sample or "
+                                       "function) or per output point", "units": "1"}),
+    })
+    ds.attrs.update(pj_per_sop=pj_per_sop, pj_per_mac=pj_per_mac, energy_source=SOURCE,
+                    steps=int(model.steps))
+    return ds
+
+
+def energy_run(model_path, prediction_path, out_path,
+               pj_per_sop: float = PJ_PER_SOP, pj_per_mac: float = PJ_PER_MAC) -> Path:
+    """The stage: model.nc + prediction.nc (spike counts per layer) -> energy.nc."""
+    prediction = io.read_dataset(prediction_path, stage="train", variables=("u_pred", "spike_count"))
+    model, _, _ = load_model(model_path)
+    if not model.neurons:
+        raise ValueError(f"{model_path}: not a spiking network (the ANN twin's MACs are in "
+                         "every spiking run's energy.nc)")
+    counts = dict(zip(prediction["layer"].values.tolist(), prediction["spike_count"].values.tolist()))
+    ds = operation_counts(model, counts, prediction["u_pred"].shape[1:], pj_per_sop, pj_per_mac)
+    config = {"pj_per_sop": pj_per_sop, "pj_per_mac": pj_per_mac,
+              "run": json.loads(prediction.attrs.get("config_json", "{}"))}
+    return io.write_dataset(ds, out_path, stage=STAGE, config=config,
+                            seed=int(prediction.attrs.get("seed", -1)),
+                            inputs=[model_path, prediction_path])
