@@ -36,6 +36,46 @@ def lif_step(input_current: Tensor, state: LIFFeedForwardState, p: LIFParameters
     return z_new, LIFFeedForwardState(v=v_new, i=i_decayed)
 
 
+
+class SteppedInPlace:
+    """The state (v, i) of an LIF or LI layer over a whole batch, stepped in place (callers run
+    under `torch.no_grad()`): for passes whose step time is dominated by allocating the ~13
+    temporaries of `lif_step`, not by its arithmetic.
+
+    Values equal `lif_step` and Norse's `li_feed_forward_step` operation for operation (same
+    roundings, same order). Two rewrites are exact: the spike H(v - v_th) is taken as
+    v > v_th (with gradual underflow v - v_th > 0 exactly when v > v_th), and the reset
+    (1 - z) v + z v_reset as v_reset where z (equal for any finite v; an infinite voltage means
+    the pass has overflowed anyway)."""
+
+    def __init__(self, layer, shape: tuple, like: Tensor):
+        p = layer.p
+        self.p = p
+        self.i = like.new_zeros(shape)
+        self.v = self.i + p.v_leak  # `_AtRest.initial_state`
+        self._scratch = torch.empty_like(self.i)
+        self._mask = torch.empty(shape, dtype=torch.bool, device=like.device)
+        self.alpha_mem = layer.dt * p.tau_mem_inv  # the 0-d factors the step forms first
+        self.minus_alpha_syn = -layer.dt * p.tau_syn_inv
+
+    def integrate(self, current: Tensor) -> Tensor:
+        """i += x; v += alpha_mem ((v_leak - v) + i); i += -alpha_syn i. Returns v (live state)."""
+        i, v, scratch = self.i, self.v, self._scratch
+        i.add_(current)
+        torch.sub(self.p.v_leak, v, out=scratch)
+        scratch.add_(i).mul_(self.alpha_mem)
+        v.add_(scratch)
+        torch.mul(i, self.minus_alpha_syn, out=scratch)
+        i.add_(scratch)
+        return v
+
+    def spike(self, out: Tensor) -> Tensor:
+        """Spikes into `out` (the state's dtype), then the reset of the neurons that spiked."""
+        torch.gt(self.v, self.p.v_th, out=self._mask)
+        out.copy_(self._mask)
+        self.v.masked_fill_(self._mask, self.p.v_reset)
+        return out
+
 class _AtRest:
     """Mixin for Norse time-major layers: rest state in the input's dtype, p follows .to()."""
 
