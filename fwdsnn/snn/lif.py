@@ -55,6 +55,7 @@ class SteppedInPlace:
         self.i = like.new_zeros(shape)
         self.v = self.i + p.v_leak  # `_AtRest.initial_state`
         self._scratch = torch.empty_like(self.i)
+        self._leak_zero = bool(p.v_leak == 0)
         self._one = torch.ones((), dtype=like.dtype, device=like.device)
         self._reset_to_zero = bool(getattr(p, "v_reset", 0) == 0)  # LI readouts have none
         self.alpha_mem = layer.dt * p.tau_mem_inv  # the 0-d factors the step forms first
@@ -64,8 +65,12 @@ class SteppedInPlace:
         """i += x; v += alpha_mem ((v_leak - v) + i); i += -alpha_syn i. Returns v (live state)."""
         i, v, scratch = self.i, self.v, self._scratch
         i.add_(current)
-        torch.sub(self.p.v_leak, v, out=scratch)
-        scratch.add_(i).mul_(self.alpha_mem)
+        if self._leak_zero:  # (0 - v) + i == i - v exactly
+            torch.sub(i, v, out=scratch)
+        else:
+            torch.sub(self.p.v_leak, v, out=scratch)
+            scratch.add_(i)
+        scratch.mul_(self.alpha_mem)
         v.add_(scratch)
         torch.mul(i, self.minus_alpha_syn, out=scratch)
         i.add_(scratch)
