@@ -1,5 +1,6 @@
-"""Weight perturbation: exact where the loss is quadratic, batched == separate, unbiased on the
-readout, honest about hidden layers, and it trains through `fwdsnn.train`."""
+"""Weight perturbation: exact where the loss is quadratic, the batched pass == separate model
+passes, the estimate == its definition, unbiased on the readout, honest about hidden layers,
+and it trains through `fwdsnn.train`."""
 
 import numpy as np
 import pytest
@@ -76,7 +77,7 @@ def test_output_layer_slopes_are_the_exact_jvp(kind):
     for layer in OUTPUT_LAYERS[kind]:
         directions = {name: torch.randn(3, *params[name].shape, dtype=torch.float64)
                       for name in parameter_layers(model)[layer]}
-        slopes, center = central_slopes(model, args, target, directions, 0.1, with_center=True)
+        slopes, center = central_slopes(model, args, target, [directions], 0.1)
         for k in range(3):
             tangents = {name: directions[name][k] if name in directions else torch.zeros_like(p)
                         for name, p in params.items()}
@@ -86,23 +87,66 @@ def test_output_layer_slopes_are_the_exact_jvp(kind):
         assert torch.isclose(center, loss, rtol=1e-13, atol=0)
 
 
-@pytest.mark.parametrize("kind,spiking", [(k, True) for k in KINDS] + [("spiking_deeponet", False)])
-def test_batched_pass_equals_separate_passes(kind, spiking):
-    model, args, target = problem(kind, spiking=spiking)
+def separate_losses(model, args, target, offsets) -> torch.Tensor:
+    """The reference: one `model(*args)` per parameter set, unperturbed first, bare spikes."""
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    sets = [params] + [{name: p + block[name][s] if name in block else p
+                        for name, p in params.items()}
+                       for block in offsets for s in range(len(next(iter(block.values()))))]
+    with torch.no_grad(), bare_spikes(model):
+        return torch.stack([mse(functional_call(model, moved, args), target) for moved in sets])
+
+
+# decode "last" and a nonzero leak and reset take the paths the defaults skip
+VARIANTS = [{}, {"decode": "last", "neuron": {"v_leak": 0.1, "v_reset": 0.3}}]
+
+
+@pytest.mark.parametrize("kind,spiking", [(k, True) for k in KINDS] + [(k, False) for k in KINDS])
+@pytest.mark.parametrize("variant", VARIANTS, ids=["default", "last-leak-reset"])
+def test_batched_pass_equals_separate_passes(kind, spiking, variant):
+    model, args, target = problem(kind, spiking=spiking, **variant)
     generator = torch.Generator().manual_seed(5)
-    every = {name: 0.05 * torch.randn(5, *p.shape, generator=generator, dtype=p.dtype)
-             for name, p in model.named_parameters()}
-    first = next(iter(every))
-    for offsets in (every, {first: every[first]}):  # all layers, and one (others unbatched)
+    params = dict(model.named_parameters())
+
+    def rows(names, n):  # large enough to flip spikes in this small model's sparse layers
+        return {name: 0.5 * torch.randn(n, *params[name].shape, generator=generator,
+                                         dtype=torch.float64) for name in names}
+
+    layers = list(parameter_layers(model).values())
+    first, second, *_, last = [names for names in layers if len(names) == 2]  # Linears
+    scopes = {"global": [rows(params, 5)],
+              "layer, reversed": [rows(names, 2) for names in reversed(layers)],
+              "one hidden layer": [rows(second, 3)],
+              "weight and bias apart": [rows(first[1:], 2), rows(first[:1], 2), rows(last, 2)]}
+    for scope, offsets in scopes.items():
         batched = perturbed_losses(model, args, target, offsets)
-        separate = []
-        for s in range(5):
-            moved = {name: p.detach() + offsets[name][s] if name in offsets else p.detach()
-                     for name, p in model.named_parameters()}
-            with torch.no_grad(), bare_spikes(model):
-                separate.append(mse(functional_call(model, moved, args), target))
-        torch.testing.assert_close(batched, torch.stack(separate), rtol=1e-12, atol=0)
-        assert len(set(batched.tolist())) == 5  # the sets really differ
+        separate = separate_losses(model, args, target, offsets)
+        torch.testing.assert_close(batched, separate, rtol=1e-12, atol=0, msg=scope)
+        # the sets really differ (some hidden-layer sets flip no spike: equal to row 0)
+        assert len(set(batched.tolist())) > len(batched) // 2, scope
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_estimate_is_the_mean_of_central_differences(kind, scope):
+    """The estimate from its definition with separate passes: the same directions, drawn per
+    group in parameter order from the same seed, and (1/K) sum_k d_k v_k."""
+    model, args, target = problem(kind)
+    wp(seed=7, scope=scope, epsilon=0.1).estimate(model, args, target)
+    generator = torch.Generator().manual_seed(7)
+    params = dict(model.named_parameters())
+    groups = [list(params)] if scope == "global" else list(parameter_layers(model).values())
+    for names in groups:
+        directions = {name: torch.randn(4, *params[name].shape, generator=generator,
+                                        dtype=torch.float64) for name in names}
+        losses = separate_losses(model, args, target,
+                                 [{name: 0.1 * v for name, v in directions.items()},
+                                  {name: -0.1 * v for name, v in directions.items()}])
+        slopes = (losses[1:5] - losses[5:]) / 0.2
+        for name, v in directions.items():
+            expected = torch.tensordot(slopes, v, dims=1) / 4
+            torch.testing.assert_close(params[name].grad, expected, rtol=1e-9, atol=1e-12,
+                                       msg=name)
 
 
 @pytest.mark.parametrize("kind,spiking", [(k, True) for k in KINDS] + [("spiking_mlp", False)])
@@ -122,7 +166,6 @@ def test_estimate_fills_every_trainable_grad(kind, spiking, scope):
     grads = {name: p.grad for name, p in trainable.items()}
     assert all(g.shape == p.shape and g.dtype == p.dtype and g.isfinite().all()
                for g, p in zip(grads.values(), trainable.values()))
-    model.spike_rates()  # spike logging survived the vmapped passes
     again = wp(seed=3, scope=scope, distribution="rademacher")
     again.estimate(model, args, target)
     assert all(torch.equal(p.grad, grads[name]) for name, p in trainable.items())  # seeded
@@ -138,12 +181,12 @@ def test_layer_scope_perturbs_one_layer_at_a_time(monkeypatch):
     passes = []
 
     def recorded(model, inputs, target, offsets):
-        passes.append(sorted(offsets))
+        passes.append([sorted(block) for block in offsets])
         return perturbed_losses(model, inputs, target, offsets)
 
     monkeypatch.setattr(perturbation, "perturbed_losses", recorded)
     wp(scope="layer").estimate(model, args, target)
-    assert passes == [sorted(names) for names in parameter_layers(model).values()]
+    assert passes == [[sorted(names) for names in parameter_layers(model).values()]]
     hidden = [p.grad for name, p in model.named_parameters() if name.startswith("linears")]
     assert all(torch.count_nonzero(g) == 0 for g in hidden)
     assert model.readout.weight.grad.abs().min() > 0
@@ -187,8 +230,8 @@ def test_hidden_layers_need_a_smoothing_scale():
 
 
 def test_passes_use_no_spike_derivative():
-    """The passes run bare spikes: a Stein surrogate draws no noise (it could not inside vmap,
-    and its generator is checkpointed with the run)."""
+    """The passes run bare spikes: a Stein surrogate draws no noise (its generator is
+    checkpointed with the run)."""
     noise = torch.Generator().manual_seed(0)
     model = small("spiking_mlp", make_surrogate(SURROGATES[2], noise)).double()
     args = inputs("spiking_mlp")

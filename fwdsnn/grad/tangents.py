@@ -9,7 +9,7 @@ Norse's layer-by-layer loop holds the whole (T, ...) spike train of each layer. 
 - the N tangents are a leading batch dimension, so one kernel serves all of them;
 - the spike's tangent is `surrogate.derivative(u) * du` with ONE derivative per spike call
   shared by all N tangents (for Stein: the jvp of the network with that noise held fixed);
-- tangent rows join where their first perturbed Linear is (see `_Plan`): layers before it run
+- tangent rows join where their first perturbed Linear is (see `rows.JoinPlan`): layers before it run
   primal-only for them (a layer with no live rows draws no surrogate derivative either),
   which is what makes layer-wise directions cheap.
 The primal mirrors the models' arithmetic op for op (`lif_step`, Norse's LI step, the decode),
@@ -24,17 +24,16 @@ zero tangent), or as a list of such dicts ("blocks", each zero outside its param
 rows are stacked in order: layer-wise directions go in as one block per layer.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fwdsnn.grad.base import mse
+from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows
 from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
 from fwdsnn.snn.spike import heaviside
-
-Blocks = Sequence[Mapping[str, Tensor]]
 
 
 @torch.no_grad()
@@ -42,7 +41,7 @@ def propagate(model: nn.Module, inputs: tuple, tangents: Mapping[str, Tensor] | 
               ) -> tuple[Tensor, Tensor]:
     """(model(*inputs), its tangents (N, *output.shape)) for tangents of the parameters."""
     blocks = [tangents] if isinstance(tangents, Mapping) else list(tangents)
-    rows = _check(model, blocks)
+    rows = block_rows(model, blocks)
     if isinstance(model, SpikingMLP):
         output, tangent = _mlp(model, "", inputs[0], blocks, rows)
     elif isinstance(model, SpikingDeepONet):
@@ -64,55 +63,9 @@ def mse_tangent(prediction: Tensor, tangents: Tensor, target: Tensor) -> tuple[T
     return loss, torch.mean(2.0 * (prediction - target) * tangents, dim=dims)
 
 
-def _check(model: nn.Module, blocks: Blocks) -> list[int]:
-    """Rows per block; unknown names and misshapen tangents are errors, not silent zeros."""
-    params = dict(model.named_parameters())
-    rows = []
-    for block in blocks:
-        sizes = set()
-        for name, tangent in block.items():
-            if name not in params:
-                raise ValueError(f"tangent for unknown parameter {name!r}")
-            if tangent.shape[1:] != params[name].shape:
-                raise ValueError(f"tangent of {name!r} has shape {tuple(tangent.shape)}, "
-                                 f"expected (N, *{tuple(params[name].shape)})")
-            sizes.add(tangent.shape[0])
-        if len(sizes) != 1:
-            raise ValueError(f"a tangent block needs one row count, got {sorted(sizes)}")
-        rows.append(sizes.pop())
-    return rows
-
-
-class _Plan:
-    """Which tangent rows are live at each Linear of one MLP, and what each Linear adds.
-
-    A block's rows are exactly zero up to the first Linear it perturbs; they join the live
-    rows there. Live rows are ordered by joining Linear, so at Linear k they are a prefix:
-    rows already live get W dx, joining rows start from dW x + db alone.
-    """
-
-    def __init__(self, net: SpikingMLP, prefix: str, blocks: Blocks, rows: list[int]):
-        self.linears = [*net.linears, net.readout]
-        names = [f"{prefix}linears.{k}" for k in range(len(net.linears))] + [f"{prefix}readout"]
-        per_block = [[(block.get(f"{n}.weight"), block.get(f"{n}.bias")) for n in names]
-                     for block in blocks]
-        perturbed = [[k for k, (w, b) in enumerate(terms) if w is not None or b is not None]
-                     for terms in per_block]  # Linears each block perturbs
-        starts = [sum(rows[:g]) for g in range(len(blocks))]
-        self.terms: list[list[tuple[slice, Tensor | None, Tensor | None]]] = [[] for _ in names]
-        self.live = [0] * len(names)  # rows live after Linear k
-        positions, offset = [], 0
-        for first, g in sorted((ks[0], g) for g, ks in enumerate(perturbed) if ks):
-            span = slice(offset, offset + rows[g])
-            offset += rows[g]
-            positions.extend(range(starts[g], starts[g] + rows[g]))
-            for k in perturbed[g]:
-                self.terms[k].append((span, *per_block[g][k]))
-            for k in range(first, len(names)):
-                self.live[k] = offset
-        self.total = sum(rows)
-        identity = positions == list(range(self.total))
-        self.positions = None if identity else torch.tensor(positions, dtype=torch.long)
+class _Plan(JoinPlan):
+    """`JoinPlan` for tangents: rows live before Linear k get W dx, joining rows start from
+    dW x + db alone; rows of blocks absent from this network are zero."""
 
     def linear(self, k: int, x: Tensor, dx: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Linear k as nn.Linear computes it, and the tangent rows live after it."""
