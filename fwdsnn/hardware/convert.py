@@ -21,21 +21,23 @@ each step (not to v): it becomes the weight of an always-on input column of the 
 has no current bias), and Lava's voltage bias stays 0.
 
 Inputs: the first layer takes graded integer messages x_int = round(x / q), saturated to
-`input_bits` (signed), with q = range / (2^(input_bits-1) - 1); range is 1 for coordinates
-(scaled to [-1, 1]) and 4 for standardised sensor values (4 sigma). Its always-on input sends
-the largest message, so its weight is b / range. Hidden layers take binary spikes and their
-always-on input sends 1.
+`input_bits` (signed, default 16: Loihi 2's graded spikes carry up to 24 bits), with
+q = range / (2^(input_bits-1) - 1); range is 1.25 for coordinates (scaled to [-1, 1] by their
+training range; test points may lie a little outside) and 4 for standardised sensor values
+(4 sigma). Hidden layers take binary spikes. The always-on input sends 1 to hidden layers; to
+the graded first layer it sends the integer c that makes the bias column fill its mantissa
+range by itself (weight b / c), so a small bias is not rounded on the scale of large weights.
 
 Choices, per layer:
-- State scale: the smallest s (finest resolution) for which no input whatsoever can push |v|
-  past 2^23 - 1: with the quantised weights, |a| <= sum_j |W_int| max|x_j| (+1 for the floor),
-  |u| <= 64 max|a| / alpha_s and |v| <= max|u| / alpha_m. A worst-case bound needs no data and
-  guarantees that the current never wraps and the voltage never saturates (for hidden layers it
-  is ~4-7x above what the trained nets reach, i.e. 2-3 bits of the 24 stay unused). For LIF
-  layers s is then set by an integer threshold mantissa vth <= 2^17 - 1; for the readout
-  (no threshold) s is the bound itself.
-- Weight exponent: the smallest that fits the largest |W_int| into the mantissa range, so the
-  largest weight uses the whole range. Mantissas are rounded to nearest (not truncated).
+- State scale: from a worst-case bound, so that no input whatsoever can wrap the current or
+  saturate the voltage: with the quantised weights, |a| <= sum_j |W_int| max|x_j| (+1 for the
+  floor), |u| <= 64 max|a| / alpha_s and |v| <= max|u| / alpha_m <= 2^23 - 1. It needs no data;
+  on the trained parabola and poisson1d nets it lies 4-11x above the currents they reach, so
+  2-3 of the 24 bits stay unused (the threshold is still 300-5000 << 6 units). The scale is then
+  coarsened by less than 2x so that the largest weight fills the mantissa range exactly (the
+  state has bits to spare, the weights do not); for LIF layers it is v_th / (64 vth) with an
+  integer vth <= 2^17 - 1; for the readout (no threshold) any float.
+- Weight exponent: the smallest that fits the largest weight; mantissas are rounded to nearest.
 - Weights up to 8 bits follow Lava's Dense exactly: the stored value m 2^k with k = 9 - bits
   and |m| <= 2^(bits-1) - 1 survives Lava's clip to [-256, 255] and its dropping of the low k
   bits unchanged. 12 and 16 bits are an extension of the format (Loihi 2 has 8-bit weights):
@@ -43,7 +45,7 @@ Choices, per layer:
 - Lava floors the Dense output when weight_exp < 0. Where that floor loses bits (exponent below
   -k), the always-on column also carries half an output LSB, 2^(-weight_exp-1), which turns the
   floor into rounding to nearest; otherwise the floor's bias of half an LSB per step builds up
-  to several percent of the threshold in v.
+  to percents of the threshold in v.
 
 The readout is the same integer neuron with spiking = 0 (Norse's LI with the same constants);
 its voltage, averaged over the decode window and times its state scale, is the sub-network's
@@ -63,9 +65,8 @@ from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
 from fwdsnn.weights import load_model
 
 log = logging.getLogger(__name__)
-COORDINATE_RANGE = 1.25  # coordinates are scaled to [-1, 1] by their training range; test
-                         # points may lie a little outside it
-SENSOR_RANGE = 4.0      # sensor values are standardised: saturate at 4 standard deviations
+COORDINATE_RANGE = 1.25  # input saturation (normalised units): see the module docstring
+SENSOR_RANGE = 4.0
 INPUT_BITS = 16
 MAX_VTH = 2 ** THRESHOLD_BITS - 1
 
@@ -100,23 +101,23 @@ def convert_layer(name: str, weight: np.ndarray, bias: np.ndarray, p, dt: float,
     b_per_scale = bias * alpha_m / 2 ** ACT_SHIFT
     # binary inputs: one exponent for all columns; graded inputs: the exponent fits the x
     # columns and the always-on message is chosen so that the bias column fills its range
-    largest = float(np.max(np.abs(w_per_scale if graded else np.column_stack([w_per_scale, b_per_scale]))))
+    largest_bias = float(np.max(np.abs(b_per_scale)))
+    largest = float(np.max(np.abs(w_per_scale), initial=0.0 if graded else largest_bias))
     peak_current = float(np.max(np.abs(weight) @ np.full(weight.shape[1], input_scale * peak_input)
                                 + np.abs(bias)))
     min_scale = peak_current / alpha_s / V_LIMIT  # float bound on |v| fits
     for _ in range(100):
         # coarsen the state by < 2x so that the largest weight fills the mantissa exactly
-        scale = largest / (full * 2.0 ** math.floor(math.log2(largest / (min_scale * full)))) \
-            if largest > 0 else min_scale
+        scale = min_scale
+        if largest > 0:
+            scale = largest / (full * 2.0 ** math.floor(math.log2(largest / (min_scale * full))))
         if spiking:
             vth = min(MAX_VTH, math.floor(float(p.v_th) / (2 ** VTH_SHIFT * scale)))
             if vth < 1:
                 raise ValueError(f"{name}: currents too large for a {THRESHOLD_BITS}-bit threshold")
             scale = float(p.v_th) / (2 ** VTH_SHIFT * vth)
         exponent = math.ceil(math.log2(largest / (scale * full))) if largest > 0 else 0
-        always_on = 1
-        if graded:
-            always_on = max(1, math.ceil(float(np.max(np.abs(b_per_scale))) / (scale * full * 2.0 ** exponent)))
+        always_on = max(1, math.ceil(largest_bias / (scale * full * 2.0 ** exponent))) if graded else 1
         raw = np.column_stack([w_per_scale, b_per_scale / always_on]) / (scale * 2.0 ** exponent)
         if exponent < -drop:  # the Dense floor drops bits: add half its LSB (module docstring)
             raw[:, -1] += 2.0 ** (-exponent - 1) / always_on
@@ -165,7 +166,7 @@ def convert(model: torch.nn.Module, output, bits: int, input_bits: int = INPUT_B
         mlp = model
     elif isinstance(model, (SpikingDeepONet, SpikingSepONet)):
         kind = "spiking_deeponet" if isinstance(model, SpikingDeepONet) else "spiking_seponet"
-        b0, mlp = float(model.b0), model.branch
+        b0, mlp = float(model.b0.detach()), model.branch
         subnets = {name: (net, SENSOR_RANGE if name == "branch" else COORDINATE_RANGE)
                    for name, net in model._subnets().items()}
     else:

@@ -117,7 +117,7 @@ LAYER_VARS = {
     "weight": ("synaptic weight mantissa as given to Lava's Dense", "1", None),
     "always_on_weight": ("weight mantissa of the always-on input (Linear bias as a current)", "1", None),
     "always_on_input": ("message sent every step by the always-on input", "1", (0, 2 ** 23 - 1)),
-    "weight_exp": ("weight exponent: Dense output shifted left by it (right if negative)", "1", (-16, 16)),
+    "weight_exp": ("weight exponent: Dense output shifted left by it (right if negative)", "1", (-31, 31)),
     "weight_bits": ("weight bits (Lava's num_weight_bits up to 8, extension above)", "1", None),
     "graded_input": ("1: input messages are integers, 0: binary spikes", "1", (0, 1)),
     "input_scale": ("float value of one unit of the input message", "1", None),
