@@ -60,7 +60,8 @@ import numpy as np
 import torch
 
 from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STATE_BITS,
-                                    THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet, Layer, write_fixed)
+                                    THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet,
+                                    Layer, write_fixed)
 from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
 from fwdsnn.weights import load_model
 
@@ -79,7 +80,8 @@ def _decays(p, dt: float) -> tuple[int, int, float, float]:
     du = round(unity * dt * float(p.tau_syn_inv)) - 1
     dv = round(unity * dt * float(p.tau_mem_inv))
     if not (0 <= du < unity and 0 < dv <= unity):
-        raise ValueError(f"decays du={du}, dv={dv} outside Lava's 12-bit range (dt * tau_inv too small/large)")
+        raise ValueError(f"decays du={du}, dv={dv} outside Lava's 12-bit range "
+                         "(dt * tau_inv too small or too large)")
     return du, dv, (du + 1) / unity, dv / unity
 
 
