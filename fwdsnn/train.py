@@ -146,8 +146,7 @@ def predict(run: Run, split: str = "test") -> tuple[np.ndarray, dict[str, float]
     return prediction.reshape(n, *problem.grid_shape), rates, counts
 
 
-def test_errors(run: Run, prediction: np.ndarray) -> np.ndarray:
-    problem = run.problem
+def test_errors(problem: Problem, prediction: np.ndarray) -> np.ndarray:
     reference = problem.output.inverse(problem.targets("test").cpu().numpy().astype(np.float64))
     reference = reference.reshape(prediction.shape)
     return relative_l2(prediction, reference, per_sample=problem.layout != "pointwise")
@@ -235,7 +234,7 @@ def train(run: Run, checkpoint: Path, digest: str) -> tuple[History, str, list[s
         done = step + 1
         if done % cfg["eval_every"] == 0 or done == cfg["steps"]:
             prediction, rates, _ = predict(run)
-            errors = test_errors(run, prediction)
+            errors = test_errors(run.problem, prediction)
             history.eval_step.append(done)
             history.test_mean.append(float(np.mean(errors)))
             history.test_median.append(float(np.median(errors)))
@@ -251,18 +250,19 @@ def train(run: Run, checkpoint: Path, digest: str) -> tuple[History, str, list[s
     return history, status, layers
 
 
-def prediction_dataset(run: Run, reference: xr.Dataset, prediction: np.ndarray,
+def prediction_dataset(problem: Problem, reference: xr.Dataset, prediction: np.ndarray,
                        rates: dict[str, float], counts: dict[str, float]) -> xr.Dataset:
-    """Test predictions on the reference grid, their errors, and spiking activity per layer."""
+    """Test predictions on the reference grid, their errors, and spiking activity per layer
+    (also the layout of the hardware emulator's predictions)."""
     test = reference.isel(sample=np.flatnonzero(reference["split"].values == 1))
     u = test["u"]
-    errors = test_errors(run, prediction)
+    errors = test_errors(problem, prediction)
     layers = list(rates)
     data = {
         "u_pred": (u.dims, prediction.astype(np.float32),
                    {"long_name": f"predicted {u.attrs['long_name']}", "units": u.attrs["units"]}),
-        "rel_l2": (("sample",) if run.problem.layout != "pointwise" else (), 
-                   errors if run.problem.layout != "pointwise" else errors[0],
+        "rel_l2": (("sample",) if problem.layout != "pointwise" else (),
+                   errors if problem.layout != "pointwise" else errors[0],
                    {"long_name": "relative L2 error of the prediction", "units": "1"}),
         "spike_rate": ("layer", np.array([rates[k] for k in layers], float),
                        {"long_name": "spikes per neuron per time step on the test split", "units": "1"}),
@@ -292,7 +292,7 @@ def run_training(reference_path: Path, model_cfg: dict, method_cfg: dict, train_
     history_ds = history.to_dataset(layers)
     history_ds.attrs.update(status=status, steps_completed=len(history.loss))
     io.write_dataset(history_ds, outputs["history"], stage=STAGE, **common)
-    io.write_dataset(prediction_dataset(run, reference, prediction, rates, counts),
+    io.write_dataset(prediction_dataset(run.problem, reference, prediction, rates, counts),
                      outputs["prediction"], stage=STAGE, **common)
     model_ds = model_dataset(run.model, model_cfg, method_cfg, run.problem.model_shapes(),
                              run.problem.inputs, run.problem.output)

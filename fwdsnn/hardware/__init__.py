@@ -1,1 +1,3 @@
-"""Taking trained networks to neuromorphic hardware: fixed-point format, emulator, NIR, energy."""
+"""Taking trained networks to neuromorphic hardware: the fixed-point file format (`format`),
+the conversion of trained networks into it (`convert`), the integer emulator (`emulator`), NIR
+export (`nir_export`) and work and energy accounting (`energy`)."""

@@ -1,0 +1,197 @@
+"""Conversion of a trained float SNN (Norse LIF) into the fixed-point format.
+
+The mapping (per layer; alpha_s = dt * tau_syn_inv, alpha_m = dt * tau_mem_inv, v_leak =
+v_reset = 0). Norse, per step, with input current I_t = W x_t + b:
+
+    j_t = i_{t-1} + I_t;   v_t = (1 - alpha_m) v_{t-1} + alpha_m j_t;   i_t = (1 - alpha_s) j_t
+    => j_t = (1 - alpha_s) j_{t-1} + I_t;   spike v_t > v_th, then v_t = 0.
+
+Lava: u_t = (1 - (du + 1)/4096) u_{t-1} + (a_t << 6);  v_t = (1 - dv/4096) v_{t-1} + u_t (+ bias).
+With a state scale s (float value of one integer unit of v), set u = alpha_m j / s and
+v_int = v / s: both recursions coincide when
+
+    du + 1 = round(4096 alpha_s),   dv = round(4096 alpha_m),
+    64 a_t = alpha_m I_t / s       (the Dense output, in units of u >> 6),
+    vth << 6 = v_th / s            (so s = v_th / (64 vth)).
+
+alpha_m in the weights is the quantised dv/4096, which keeps the steady state v = j exact. So
+a weight W (current per unit of input) becomes the integer W alpha_m / (64 s), written as a
+mantissa times 2^weight_exp (Lava's Dense shift). Norse adds the Linear bias b to the current
+each step (not to v): it becomes the weight of an always-on input column of the Dense (Loihi
+has no current bias), and Lava's voltage bias stays 0.
+
+Inputs: the first layer takes graded integer messages x_int = round(x / q), saturated to
+`input_bits` (signed, default 16: Loihi 2's graded spikes carry up to 24 bits), with
+q = range / (2^(input_bits-1) - 1); range is 1.25 for coordinates (scaled to [-1, 1] by their
+training range; test points may lie a little outside) and 4 for standardised sensor values
+(4 sigma). Hidden layers take binary spikes. The always-on input sends 1 to hidden layers; to
+the graded first layer it sends the integer c that makes the bias column fill its mantissa
+range by itself (weight b / c), so a small bias is not rounded on the scale of large weights.
+
+Choices, per layer:
+- State scale: from a worst-case bound, so that no input whatsoever can wrap the current or
+  saturate the voltage: with the quantised weights, |a| <= sum_j |W_int| max|x_j| (+1 for the
+  floor), |u| <= 64 max|a| / alpha_s and |v| <= max|u| / alpha_m <= 2^23 - 1. It needs no data;
+  on the trained parabola and poisson1d nets it lies 4-11x above the currents they reach, so
+  2-3 of the 24 bits stay unused (the threshold is still 300-5000 << 6 units). The scale is then
+  coarsened by less than 2x so that the largest weight fills the mantissa range exactly (the
+  state has bits to spare, the weights do not); for LIF layers it is v_th / (64 vth) with an
+  integer vth <= 2^17 - 1; for the readout (no threshold) any float.
+- Weight exponent: the smallest that fits the largest weight; mantissas are rounded to nearest.
+- Weights up to 8 bits follow Lava's Dense exactly: the stored value m 2^k with k = 9 - bits
+  and |m| <= 2^(bits-1) - 1 survives Lava's clip to [-256, 255] and its dropping of the low k
+  bits unchanged. 12 and 16 bits are an extension of the format (Loihi 2 has 8-bit weights):
+  mantissas within +-(2^(bits-1) - 1), used as stored.
+- Lava floors the Dense output when weight_exp < 0. Where that floor loses bits (exponent below
+  -k), the always-on column also carries half an output LSB, 2^(-weight_exp-1), which turns the
+  floor into rounding to nearest; otherwise the floor's bias of half an LSB per step builds up
+  to percents of the threshold in v.
+
+The readout is the same integer neuron with spiking = 0 (Norse's LI with the same constants);
+its voltage, averaged over the decode window and times its state scale, is the sub-network's
+float output. The model's combination (DeepONet: branch . trunk + b0; SepONet: the outer
+product sum + b0) and the output affine are applied in float.
+"""
+
+import logging
+import math
+
+import numpy as np
+import torch
+
+from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STATE_BITS,
+                                    THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet,
+                                    Layer, write_fixed)
+from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
+from fwdsnn.weights import load_model
+
+log = logging.getLogger(__name__)
+COORDINATE_RANGE = 1.25  # input saturation (normalised units): see the module docstring
+SENSOR_RANGE = 4.0
+INPUT_BITS = 16
+MAX_VTH = 2 ** THRESHOLD_BITS - 1
+
+
+def _decays(p, dt: float) -> tuple[int, int, float, float]:
+    """du, dv and the decay factors they realise (alpha_s, alpha_m)."""
+    if float(p.v_leak) != 0.0 or float(getattr(p, "v_reset", 0.0)) != 0.0:
+        raise ValueError("only v_leak = v_reset = 0 maps onto Lava's LIF (reset to 0, no leak target)")
+    unity = 2 ** DECAY_BITS
+    du = round(unity * dt * float(p.tau_syn_inv)) - 1
+    dv = round(unity * dt * float(p.tau_mem_inv))
+    if not (0 <= du < unity and 0 < dv <= unity):
+        raise ValueError(f"decays du={du}, dv={dv} outside Lava's 12-bit range "
+                         "(dt * tau_inv too small or too large)")
+    return du, dv, (du + 1) / unity, dv / unity
+
+
+def _levels(bits: int) -> tuple[int, int]:
+    """(largest mantissa, low bits Lava drops) for mixed-sign weights of `bits` bits."""
+    drop = LAVA_MAX_WEIGHT_BITS + 1 - bits if bits <= LAVA_MAX_WEIGHT_BITS else 0
+    return 2 ** (bits - 1) - 1, drop
+
+
+def convert_layer(name: str, weight: np.ndarray, bias: np.ndarray, p, dt: float, bits: int,
+                  input_scale: float, peak_input: int, graded: bool, spiking: bool) -> Layer:
+    """One Linear + LIF (or + LI readout when not spiking) in integers (module docstring).
+    input_scale: float value of one unit of the input message; peak_input: its largest |value|."""
+    du, dv, alpha_s, alpha_m = _decays(p, dt)
+    top, drop = _levels(bits)
+    full = top * 2 ** drop  # largest stored |weight|
+    # ideal integer weights are these over the state scale
+    w_per_scale = weight * input_scale * alpha_m / 2 ** ACT_SHIFT
+    b_per_scale = bias * alpha_m / 2 ** ACT_SHIFT
+    # binary inputs: one exponent for all columns; graded inputs: the exponent fits the x
+    # columns and the always-on message is chosen so that the bias column fills its range
+    largest_bias = float(np.max(np.abs(b_per_scale)))
+    largest = float(np.max(np.abs(w_per_scale), initial=0.0 if graded else largest_bias))
+    peak_current = float(np.max(np.abs(weight) @ np.full(weight.shape[1], input_scale * peak_input)
+                                + np.abs(bias)))
+    min_scale = peak_current / alpha_s / V_LIMIT  # float bound on |v| fits
+    for _ in range(100):
+        # coarsen the state by < 2x so that the largest weight fills the mantissa exactly
+        scale = min_scale
+        if largest > 0:
+            scale = largest / (full * 2.0 ** math.floor(math.log2(largest / (min_scale * full))))
+        if spiking:
+            vth = min(MAX_VTH, math.floor(float(p.v_th) / (2 ** VTH_SHIFT * scale)))
+            if vth < 1:
+                raise ValueError(f"{name}: currents too large for a {THRESHOLD_BITS}-bit threshold")
+            scale = float(p.v_th) / (2 ** VTH_SHIFT * vth)
+        exponent = math.ceil(math.log2(largest / (scale * full))) if largest > 0 else 0
+        always_on = max(1, math.ceil(largest_bias / (scale * full * 2.0 ** exponent))) if graded else 1
+        raw = np.column_stack([w_per_scale, b_per_scale / always_on]) / (scale * 2.0 ** exponent)
+        if exponent < -drop:  # the Dense floor drops bits: add half its LSB (module docstring)
+            raw[:, -1] += 2.0 ** (-exponent - 1) / always_on
+        stored = np.clip(np.rint(raw / 2 ** drop), -top, top).astype(np.int64) << drop
+        peak_message = np.append(np.full(weight.shape[1], peak_input), always_on).astype(np.float64)
+        peak_a = float(np.max(np.abs(stored) @ peak_message)) * 2.0 ** exponent + 1
+        excess = 2 ** ACT_SHIFT * peak_a / (alpha_s * alpha_m) / V_LIMIT
+        if excess <= 1:
+            break
+        min_scale *= max(excess, 1.02)  # rounding may hide small steps: move on by 2% at least
+    else:
+        raise RuntimeError(f"{name}: no state scale keeps the state within {STATE_BITS} bits")
+    n = weight.shape[0]
+    return Layer(name=name, weight=stored[:, :-1], always_on_weight=stored[:, -1],
+                 always_on_input=always_on, weight_exp=exponent, weight_bits=bits,
+                 graded_input=graded, input_scale=input_scale, du=du, dv=dv,
+                 vth=vth if spiking else 0, spiking=spiking, bias_mant=np.zeros(n, np.int64),
+                 bias_exp=np.zeros(n, np.int64), state_scale=scale)
+
+
+def convert_mlp(mlp: SpikingMLP, prefix: str, bits: int, input_bits: int, input_range: float
+                ) -> list[Layer]:
+    """A SpikingMLP: graded first layer, spiking hidden layers, LI readout."""
+    def arrays(linear):
+        return (linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy())
+
+    top = 2 ** (input_bits - 1) - 1
+    layers = [convert_layer(f"{prefix}hidden0", *arrays(mlp.linears[0]), mlp.lifs[0].p, mlp.lifs[0].dt,
+                            bits, input_range / top, top, graded=True, spiking=True)]
+    for k, (linear, lif) in enumerate(zip(mlp.linears[1:], mlp.lifs[1:]), start=1):
+        layers.append(convert_layer(f"{prefix}hidden{k}", *arrays(linear), lif.p, lif.dt, bits,
+                                    1.0, 1, graded=False, spiking=True))
+    layers.append(convert_layer(f"{prefix}readout", *arrays(mlp.readout), mlp.li.p, mlp.li.dt, bits,
+                                1.0, 1, graded=False, spiking=False))
+    return layers
+
+
+def convert(model: torch.nn.Module, output, bits: int, input_bits: int = INPUT_BITS,
+            synaptic_delay: int = 0) -> HardwareNet:
+    """A trained spiking model (SpikingMLP / SpikingDeepONet / SpikingSepONet) and its output
+    affine as a HardwareNet with `bits`-bit weights."""
+    if bits not in WEIGHT_BITS:
+        raise ValueError(f"weight bits {bits} not supported (one of {WEIGHT_BITS})")
+    if isinstance(model, SpikingMLP):
+        kind, b0, subnets = "spiking_mlp", 0.0, {"": (model, COORDINATE_RANGE)}
+        mlp = model
+    elif isinstance(model, (SpikingDeepONet, SpikingSepONet)):
+        kind = "spiking_deeponet" if isinstance(model, SpikingDeepONet) else "spiking_seponet"
+        b0, mlp = float(model.b0.detach()), model.branch
+        subnets = {name: (net, SENSOR_RANGE if name == "branch" else COORDINATE_RANGE)
+                   for name, net in model._subnets().items()}
+    else:
+        raise TypeError(f"no hardware conversion for {type(model).__name__}")
+    if not mlp.spiking:
+        raise ValueError("only spiking models convert to the hardware format (this is the ANN)")
+    chains = {name: convert_mlp(net, f"{name}." if name else "", bits, input_bits, rng)
+              for name, (net, rng) in subnets.items()}
+    return HardwareNet(kind=kind, subnets=chains, dt=mlp.lifs[0].dt, steps=mlp.steps,
+                       input_bits=input_bits, decode=mlp.decode, window=mlp.window,
+                       output_offset=output.offset, output_scale=output.scale, b0=b0,
+                       synaptic_delay=synaptic_delay)
+
+
+def convert_run(model_path, bits: int, out_path, input_bits: int = INPUT_BITS,
+                synaptic_delay: int = 0) -> None:
+    """The stage: model.nc -> fixed_w{bits}.nc."""
+    model, _, output = load_model(model_path)
+    net = convert(model, output, bits, input_bits, synaptic_delay)
+    for layer in net.layers:
+        log.info("%s: weight_exp %d, vth %d, state scale %.3e", layer.name, layer.weight_exp,
+                 layer.vth, layer.state_scale)
+    write_fixed(net, out_path, config={"weight_bits": bits, "input_bits": input_bits,
+                                       "synaptic_delay": synaptic_delay},
+                inputs=[model_path])
+    log.info("wrote %s (%d layers, %d-bit weights)", out_path, len(net.layers), bits)

@@ -1,0 +1,180 @@
+"""Integer-only emulator of a `HardwareNet`: Lava's bit-accurate Dense + LIF, vectorised over
+the batch, with a configurable synaptic delay.
+
+Semantics (all arithmetic in int64; t = 0, 1, ... is the step):
+- Dense: weights clipped and truncated as Lava's Dense does (weight_bits <= 8; wider weights
+  are used as stored, the format's extension); ``acc = W_eff @ x[t]`` (binary inputs: the
+  columns of the spiking inputs), then ``acc << weight_exp`` or ``acc >> -weight_exp``
+  (arithmetic: floors). The always-on column is one more input sending ``always_on_input``.
+- The neuron sees ``a[t] = Dense(x[t - delay])`` (0 before): delay 1 is Lava (one step per
+  Dense), delay 0 is Norse (the current reaches the neuron in the same step).
+- LIF, with trunc0(y) = sign(y) * (|y| >> 12):
+  ``u = wrap(trunc0(u * (4096 - (du + 1))) + (a << 6))`` (Lava's conditional +-2^24 wrap),
+  ``v = clip(trunc0(v * (4096 - dv)) + u + (bias_mant << bias_exp), -(2^23 - 1), 2^23 - 1)``,
+  ``s = v > vth << 6``, ``v = 0`` where s; the readout (spiking = 0) skips the last two.
+Checked bit for bit against Lava's own traces (tests/data/lava_golden.nc).
+"""
+
+import logging
+
+import numpy as np
+
+from fwdsnn import io
+from fwdsnn.data import make_problem
+from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STAGE, STATE_BITS,
+                                    V_LIMIT, VTH_SHIFT, HardwareNet, Layer, read_fixed)
+from fwdsnn.train import prediction_dataset
+
+log = logging.getLogger(__name__)
+U_MAX = 2 ** (STATE_BITS - 1)
+DECAY_UNITY = 1 << DECAY_BITS
+CHUNK = 256  # test samples per emulator call: bounds the memory of the recorded traces
+
+
+def effective_weights(weight: np.ndarray, bits: int) -> np.ndarray:
+    """The weights Lava's bit-accurate Dense uses: by sign mode (mixed, excitatory, inhibitory)
+    clip to 8 bits and floor away the low 8 - bits (+1 if mixed) bits."""
+    w = np.asarray(weight, np.int64)
+    if bits > LAVA_MAX_WEIGHT_BITS:
+        return w
+    inhibitory = w.max() <= 0 and w.min() < 0
+    mixed = w.min() < 0 < w.max()
+    if inhibitory:
+        w = -w
+    w = np.clip(w, -256 if mixed else 0, 255)
+    drop = LAVA_MAX_WEIGHT_BITS - bits + int(mixed)
+    w = (w >> drop) << drop
+    return -w if inhibitory else w
+
+
+def shift(values: np.ndarray, exponent: int) -> np.ndarray:
+    """values * 2^exponent, flooring for negative exponents (arithmetic shift, as Lava)."""
+    return values << exponent if exponent >= 0 else values >> -exponent
+
+
+def trunc0(y: np.ndarray) -> np.ndarray:
+    """y / 4096 rounded toward zero (the decay rounding of Lava's LIF)."""
+    return np.sign(y) * (np.abs(y) >> DECAY_BITS)
+
+
+def wrap_current(pre: np.ndarray) -> np.ndarray:
+    """Lava's current overflow: a single conditional +-2^24, not a modulo."""
+    wrapped = np.where(pre > U_MAX, pre - 2 * U_MAX, pre)
+    return np.where(wrapped <= -U_MAX, pre + 2 * U_MAX, wrapped)
+
+
+def dense(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """Dense output for inputs x (..., n_in), the always-on column appended."""
+    x = np.asarray(x, np.int64)
+    if not layer.graded_input:
+        x = (x != 0).astype(np.int64)
+    always_on = np.full((*x.shape[:-1], 1), layer.always_on_input, np.int64)
+    w = effective_weights(np.column_stack([layer.weight, layer.always_on_weight]), layer.weight_bits)
+    return shift(np.concatenate([x, always_on], axis=-1) @ w.T, layer.weight_exp)
+
+
+def neuron(layer: Layer, a: np.ndarray) -> dict[str, np.ndarray]:
+    """Run the layer's neurons over time on Dense outputs a (steps, ..., n): u, v, s per step."""
+    mant, exp = np.asarray(layer.bias_mant, np.int64), np.asarray(layer.bias_exp, np.int64)
+    bias = np.where(exp >= 0, mant << np.maximum(exp, 0), mant >> np.maximum(-exp, 0))
+    u_keep = DECAY_UNITY - (layer.du + 1)
+    v_keep = DECAY_UNITY - layer.dv
+    threshold = layer.vth << VTH_SHIFT
+    u = np.zeros(a.shape[1:], np.int64)
+    v = np.zeros(a.shape[1:], np.int64)
+    trace = {name: np.zeros(a.shape, np.int64) for name in ("u", "v")}
+    trace["s"] = np.zeros(a.shape, bool)
+    for t in range(a.shape[0]):
+        u = wrap_current(trunc0(u * u_keep) + (a[t] << ACT_SHIFT))
+        v = np.clip(trunc0(v * v_keep) + u + bias, -V_LIMIT, V_LIMIT)
+        if layer.spiking:
+            s = v > threshold
+            v = np.where(s, 0, v)
+            trace["s"][t] = s
+        trace["u"][t], trace["v"][t] = u, v
+    return trace
+
+
+def run_layers(layers: list[Layer], x: np.ndarray, delay: int) -> list[dict[str, np.ndarray]]:
+    """Feed-forward chain on integer inputs x (steps, ..., n_in): per layer the traces a_in
+    (what the neuron received), u, v, s, each (steps, ..., n)."""
+    traces = []
+    for layer in layers:
+        out = dense(layer, x)
+        a = np.zeros_like(out)
+        a[delay:] = out[:out.shape[0] - delay]
+        trace = {"a_in": a, **neuron(layer, a)}
+        traces.append(trace)
+        x = trace["s"]
+    return traces
+
+
+def quantise_input(x: np.ndarray, layer: Layer, bits: int) -> np.ndarray:
+    """Graded input message: x / input_scale rounded to nearest, saturated to `bits` (signed)."""
+    limit = 2 ** (bits - 1) - 1
+    return np.clip(np.rint(np.asarray(x, np.float64) / layer.input_scale), -limit, limit).astype(np.int64)
+
+
+def run_subnet(net: HardwareNet, layers: list[Layer], x: np.ndarray, delay: int
+               ) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
+    """Normalised float input (B, n_in), sent every step -> decoded readout (B, n_out), traces."""
+    message = quantise_input(x, layers[0], net.input_bits)
+    traces = run_layers(layers, np.broadcast_to(message, (net.steps, *message.shape)), delay)
+    v = traces[-1]["v"]
+    decoded = v[-1] if net.decode == "last" else v[-net.window:].mean(axis=0)
+    return decoded * layers[-1].state_scale, traces
+
+
+def emulate(net: HardwareNet, inputs: tuple, delay: int | None = None
+            ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The model's output (normalised units) for its usual inputs (see Problem.model_inputs),
+    and the spike trains (steps, batch, n) of every LIF layer by name."""
+    delay = net.synaptic_delay if delay is None else delay
+    if net.kind == "spiking_mlp":
+        feeds = {"": inputs[0]}
+    elif net.kind == "spiking_deeponet":
+        feeds = {"branch": inputs[0], "trunk": inputs[1]}
+    else:
+        feeds = {"branch": inputs[0], **{f"trunk{i}": x for i, x in enumerate(inputs[1])}}
+    outputs, spikes = {}, {}
+    for key, layers in net.subnets.items():
+        outputs[key], traces = run_subnet(net, layers, np.asarray(feeds[key]), delay)
+        spikes.update({layer.name: trace["s"] for layer, trace in zip(layers, traces) if layer.spiking})
+    if net.kind == "spiking_mlp":
+        return outputs[""], spikes
+    if net.kind == "spiking_deeponet":
+        return outputs["branch"] @ outputs["trunk"].T + net.b0, spikes
+    trunks = [outputs[f"trunk{i}"] for i in range(len(feeds) - 1)]
+    grid = "ijklmnopq"[:len(trunks)]
+    equation = "fr," + ",".join(f"{c}r" for c in grid) + "->f" + grid
+    return np.einsum(equation, outputs["branch"], *trunks) + net.b0, spikes
+
+
+def emulate_run(fixed_path, reference_path, out_path, delay: int | None = None) -> None:
+    """The stage: emulated predictions on the test split of the reference data, their rel-L2,
+    and spike rates/counts per layer, laid out like the float network's prediction.nc."""
+    net = read_fixed(fixed_path)
+    delay = net.synaptic_delay if delay is None else delay
+    reference = io.read_dataset(reference_path, stage="reference", variables=("u", "split"))
+    problem = make_problem(reference, net.kind)
+    n = len(problem.targets("test"))
+    log.info("emulating %s (%d layers) on %d test samples, delay %d", fixed_path,
+             len(net.layers), n, delay)
+    outputs, rates, counts = [], {}, {}
+    for start in range(0, n, CHUNK):
+        index = np.arange(start, min(start + CHUNK, n))
+        inputs = problem.model_inputs("test", index)
+        inputs = tuple([t.numpy() for t in x] if isinstance(x, list) else x.numpy() for x in inputs)
+        output, spikes = emulate(net, inputs, delay)
+        outputs.append(output)
+        weight = len(index) / n  # trunk activity repeats in every chunk
+        for name, s in spikes.items():
+            rates[name] = rates.get(name, 0.0) + weight * float(s.mean())
+            counts[name] = counts.get(name, 0.0) + weight * float(s.sum(axis=(0, -1)).mean())
+        log.info("emulated %d/%d test samples", index[-1] + 1, n)
+    prediction = np.concatenate(outputs) * net.output_scale + net.output_offset
+    ds = prediction_dataset(problem, reference, prediction.reshape(n, *problem.grid_shape), rates, counts)
+    ds.attrs.update(synaptic_delay=delay, weight_bits=max(l.weight_bits for l in net.layers))
+    io.write_dataset(ds, out_path, stage=STAGE, config={"synaptic_delay": delay},
+                     inputs=[fixed_path, reference_path])
+    log.info("emulated rel-L2 mean %.4f", float(np.mean(ds["rel_l2"])))
