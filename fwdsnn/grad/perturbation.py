@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from fwdsnn.grad.base import Estimate, mse
 from fwdsnn.grad.directions import DirectionalEstimator
 from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows
-from fwdsnn.snn.lif import SteppedInPlace
 from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
+from fwdsnn.snn.stepping import SteppedInPlace
 
 
 @torch.no_grad()
