@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/reference.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/hardware.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -24,5 +25,6 @@ rule all:
         rules.train_all.input,
         rules.diagnostics_all.input,
         rules.bench_all.input,
+        rules.hardware_all.input,
         rules.figures_all.input,
     default_target: True

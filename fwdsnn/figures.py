@@ -117,3 +117,28 @@ def plot_estimator_cost(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> Non
         ax.set_ylabel(label)
     ax_time.legend(fontsize=6, ncol=2)
     save(fig, png, pdf)
+
+
+def plot_bit_sweep(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
+    """Per experiment: emulated test error vs weight bits (median over seeds) per method, with
+    the float network's error as a dashed line of the same colour."""
+    experiments = ds["experiment"].values
+    fig, axes = plt.subplots(1, len(experiments), figsize=(3.8 * len(experiments), 3.4),
+                             squeeze=False, constrained_layout=True)
+    bits = ds["bits"].values
+    for experiment, ax in zip(experiments, axes[0]):
+        for method in ds["method"].values:
+            cell = ds.sel({"experiment": experiment, "method": method})  # not method=: a .sel keyword
+            emulated = cell["emulated_rel_l2"].median("seed", skipna=True)
+            if np.all(np.isnan(emulated)):
+                continue
+            line, = ax.plot(bits, emulated, marker="o", ms=3, label=str(method))
+            ax.axhline(float(cell["float_rel_l2"].median(skipna=True)), ls="--", lw=0.8,
+                       color=line.get_color())
+        ax.set_yscale("log")
+        ax.set_xticks(bits)
+        ax.set_xlabel(axis_label(ds["bits"]))
+        ax.set_ylabel(axis_label(ds["emulated_rel_l2"]))
+        ax.set_title(f"{experiment} (dashed: float SNN)", fontsize=9, loc="left")
+    axes[0][0].legend(fontsize=6)
+    save(fig, png, pdf)

@@ -12,7 +12,8 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,26 +87,41 @@ def _umask() -> int:
     return mask
 
 
-def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, stage: str,
-                  config: Mapping[str, Any], seed: int | None = None,
-                  inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """Write ds with provenance and zlib compression to a temporary file, then rename it."""
-    check_variable_attrs(ds)
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends
+    without error, removed otherwise, so a killed job never leaves a half-written result."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds = ds.copy()
-    ds.attrs.update(provenance(stage, config, seed, inputs))
-    encoding = {name: {"zlib": True, "complevel": 4} for name in ds.data_vars}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine=ENGINE, encoding=encoding)
+        yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, stage: str,
+                  config: Mapping[str, Any], seed: int | None = None,
+                  inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Write ds with provenance and zlib compression, atomically."""
+    check_variable_attrs(ds)
+    ds = ds.copy()
+    ds.attrs.update(provenance(stage, config, seed, inputs))
+    encoding = {name: {"zlib": True, "complevel": 4} for name in ds.data_vars}
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine=ENGINE, encoding=encoding)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """A text result (CSV, Markdown table), written atomically like the datasets."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def read_dataset(path: str | os.PathLike, *, stage: str | None = None,

@@ -14,3 +14,10 @@ def configure(log_path: str | None = None, level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False  # a library's basicConfig must not print our records twice
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(kind, error, traceback) -> None:
+    """A stage that fails says why in its own log too, not only on Snakemake's stderr."""
+    logging.getLogger("fwdsnn").error("stage failed", exc_info=(kind, error, traceback))
+    sys.__excepthook__(kind, error, traceback)

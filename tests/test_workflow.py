@@ -5,8 +5,11 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
+import nir
+
 from fwdsnn import io
 from fwdsnn.config import load_config_file, validate_config
+from fwdsnn.hardware.format import read_fixed
 from fwdsnn.reference import read_reference, train_mask
 from conftest import QUICK, planned_outputs, snakemake
 
@@ -39,7 +42,7 @@ def test_every_target_has_reference_data_and_figure(quick_study):
 def test_every_quick_run_trained_and_logged_progress(quick_study):
     config = quick_config(quick_study)
     runs = [(e["target"], e["model"], m) for e in config["experiments"] for m in e["methods"]]
-    assert len(runs) == 5
+    assert len(runs) == 11
     for target, model, method in runs:
         run = quick_study / "results" / "runs" / target / model / method / "s0"
         history = io.read_dataset(run / "history.nc", stage="train")
@@ -68,6 +71,33 @@ def test_gradient_diagnostics_and_cost_benchmark(quick_study):
     np.testing.assert_allclose(bench["time_ratio_to_bp"].sel(estimator="bp"), 1.0)
     for name in ("gradient_quality", "estimator_cost"):
         assert (quick_study / "results" / "figures" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_every_spiking_run_went_to_hardware(quick_study):
+    config = quick_config(quick_study)
+    bits = config["hardware"]["bits"]
+    runs = [f"{e['target']}/{e['model']}/{m}/s0" for e in config["experiments"]
+            for m in e["methods"] if config["methods"][m]["spiking"]]
+    for run in runs:
+        out = quick_study / "results" / "hardware" / run
+        nir_graph = nir.read(out / "model.nir")
+        assert nir_graph.nodes, run
+        energy = io.read_dataset(out / "energy.nc", stage="energy")
+        assert set(energy.data_vars), run
+        for b in bits:
+            fixed = read_fixed(out / f"fixed_w{b}.nc")
+            assert {layer.weight_bits for layer in fixed.layers} == {b}
+            emulated = io.read_dataset(out / f"emulated_w{b}.nc", stage="hardware")
+            assert np.isfinite(emulated["u_pred"]).all()
+    sweep = io.read_dataset(quick_study / "results" / "tables" / "bit_sweep.nc", stage="bit_sweep")
+    assert list(sweep["bits"].values) == bits
+    assert int(np.isfinite(sweep["emulated_rel_l2"]).sum()) == len(runs) * len(bits)
+    # 16-bit weights keep the float network's accuracy (the emulator is faithful)
+    ratio = sweep["ratio_to_float"].sel(bits=16).values
+    assert np.nanmax(ratio) < 1.5, ratio
+    rows = (quick_study / "results" / "tables" / "bit_sweep.md").read_text().splitlines()
+    assert len(rows) == 2 + len(runs)  # header, rule, one row per (experiment, method): 1 seed
+    assert (quick_study / "results" / "figures" / "bit_sweep.png").stat().st_size > 10_000
 
 
 def test_nothing_to_do_after_a_run(quick_study):

@@ -36,7 +36,6 @@ Output, and whose metadata states the combination formula and b0.
 """
 
 import json
-import os
 from pathlib import Path
 
 import nir
@@ -174,17 +173,6 @@ def simulate(graph: nir.NIRGraph, x: np.ndarray) -> np.ndarray:
     return np.mean(voltages[-window:], axis=0)
 
 
-def _write_atomic(graph: nir.NIRGraph, path: Path) -> None:
-    """nir.write to a temporary file beside the target, then rename (as io.write_dataset)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def export_nir(model_path, out_path) -> Path:
     """The stage: model.nc -> model.nir, with fwdsnn's provenance in the top-level metadata."""
     model_path, out_path = Path(model_path), Path(out_path)
@@ -195,6 +183,6 @@ def export_nir(model_path, out_path) -> Path:
               "method": json.loads(source.attrs["method_json"])}
     graph.metadata.update(io.provenance(STAGE, config, int(source.attrs.get("seed", -1)),
                                         inputs=[model_path]))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(graph, out_path)
+    with io.atomic_path(out_path) as tmp:
+        nir.write(tmp, graph)
     return out_path
