@@ -13,7 +13,7 @@ import torch
 from fwdsnn import io
 from fwdsnn.data import Affine, make_problem
 from fwdsnn.hardware.convert import convert, convert_run
-from fwdsnn.hardware.emulator import effective_weights, emulate, emulate_run, run_layers
+from fwdsnn.hardware.emulator import effective_weights, emulate, emulate_runs, run_layers
 from fwdsnn.hardware.format import HardwareNet, Layer, read_fixed, to_dataset, validate, write_fixed
 from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, build_model
 from fwdsnn.snn.spike import make_surrogate
@@ -214,7 +214,7 @@ def test_stages_convert_then_emulate(parabola, tmp_path):
                              problem.model_shapes(), problem.inputs, problem.output)
     io.write_dataset(model_ds, tmp_path / "model.nc", stage="train", config={})
     convert_run(tmp_path / "model.nc", 8, tmp_path / "fixed_w8.nc")
-    emulate_run(tmp_path / "fixed_w8.nc", parabola, tmp_path / "emulated_w8.nc")
+    emulate_runs([(tmp_path / "fixed_w8.nc", tmp_path / "emulated_w8.nc")], parabola)
     out = io.read_dataset(tmp_path / "emulated_w8.nc", stage="hardware")
     assert out["u_pred"].shape == (int((reference["split"] == 1).sum()),)
     assert np.isfinite(float(out["rel_l2"])) and list(out["layer"].values) == ["hidden0", "hidden1"]

@@ -187,6 +187,10 @@ def convert_run(model_path, bits: int, out_path, input_bits: int = INPUT_BITS,
                 synaptic_delay: int = 0) -> None:
     """The stage: model.nc -> fixed_w{bits}.nc."""
     model, _, output = load_model(model_path)
+    for name, parameter in model.named_parameters():
+        if not torch.isfinite(parameter).all():  # a diverged run keeps its last finite weights
+            raise ValueError(f"{model_path}: parameter {name!r} is not finite; a network whose "
+                             "training blew up has nothing to convert")
     net = convert(model, output, bits, input_bits, synaptic_delay)
     for layer in net.layers:
         log.info("%s: weight_exp %d, vth %d, state scale %.3e", layer.name, layer.weight_exp,

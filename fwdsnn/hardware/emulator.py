@@ -150,13 +150,23 @@ def emulate(net: HardwareNet, inputs: tuple, delay: int | None = None
     return np.einsum(equation, outputs["branch"], *trunks) + net.b0, spikes
 
 
-def emulate_run(fixed_path, reference_path, out_path, delay: int | None = None) -> None:
-    """The stage: emulated predictions on the test split of the reference data, their rel-L2,
-    and spike rates/counts per layer, laid out like the float network's prediction.nc."""
-    net = read_fixed(fixed_path)
-    delay = net.synaptic_delay if delay is None else delay
+def emulate_runs(pairs: list[tuple], reference_path, delay: int | None = None) -> None:
+    """The stage: for each (fixed_w*.nc, emulated_w*.nc) pair, emulated predictions on the
+    test split of the reference data, their rel-L2, and spike rates/counts per layer, laid out
+    like the float network's prediction.nc. The reference is read once for all pairs (on the
+    operator grids reading it costs more than emulating)."""
     reference = io.read_dataset(reference_path, stage="reference", variables=("u", "split"))
-    problem = make_problem(reference, net.kind)
+    problems = {}
+    for fixed_path, out_path in pairs:
+        net = read_fixed(fixed_path)
+        if net.kind not in problems:
+            problems[net.kind] = make_problem(reference, net.kind)
+        _emulate_to_file(net, problems[net.kind], reference, fixed_path, reference_path, out_path,
+                         net.synaptic_delay if delay is None else delay)
+
+
+def _emulate_to_file(net: HardwareNet, problem, reference, fixed_path, reference_path, out_path,
+                     delay: int) -> None:
     n = len(problem.targets("test"))
     log.info("emulating %s (%d layers) on %d test samples, delay %d", fixed_path,
              len(net.layers), n, delay)
