@@ -75,4 +75,23 @@ RUNS = [
     for seed in config["seeds"]
 ]
 
+SPIKING_RUNS = [run for run in RUNS if config["methods"][run.split("/")[2]]["spiking"]]
+RUN_DIR = "{target}/{model}/{method}/s{seed}"
+EXPERIMENT_TARGETS = list(dict.fromkeys(e["target"] for e in config["experiments"]))
+
+
+def target_runs(wildcards):
+    """The runs of every experiment on one target (all models, methods and seeds)."""
+    return [run for run in RUNS if run.split("/")[0] == wildcards.target]
+
+
+def target_training(wildcards):
+    """Train settings per 'model/method' of one target's runs (for figure captions)."""
+    return {
+        f"{e['model']}/{method}": train_settings(config, e, method)
+        for e in config["experiments"] if e["target"] == wildcards.target
+        for method in e["methods"]
+    }
+
+
 DIAGNOSED = sorted({f"{e['target']}/{e['model']}" for e in config["experiments"]})
