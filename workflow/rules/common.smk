@@ -68,21 +68,28 @@ def run_settings(wildcards):
     }
 
 
-RUNS = [
-    f"{e['target']}/{e['model']}/{method}/s{seed}"
+RUN_DIR = "{target}/{model}/{method}/s{seed}"
+RUN_KEYS = [
+    {"target": e["target"], "model": e["model"], "method": method, "seed": seed}
     for e in config["experiments"]
     for method in e["methods"]
     for seed in config["seeds"]
 ]
-
-SPIKING_RUNS = [run for run in RUNS if config["methods"][run.split("/")[2]]["spiking"]]
-RUN_DIR = "{target}/{model}/{method}/s{seed}"
+RUNS = [RUN_DIR.format(**key) for key in RUN_KEYS]
+SPIKING_RUNS = [RUN_DIR.format(**key) for key in RUN_KEYS if config["methods"][key["method"]]["spiking"]]
 EXPERIMENT_TARGETS = list(dict.fromkeys(e["target"] for e in config["experiments"]))
 
 
 def target_runs(wildcards):
     """The runs of every experiment on one target (all models, methods and seeds)."""
-    return [run for run in RUNS if run.split("/")[0] == wildcards.target]
+    return [RUN_DIR.format(**key) for key in RUN_KEYS if key["target"] == wildcards.target]
+
+
+def energy_input(wildcards):
+    """A spiking run's energy.nc (synaptic operations, MACs); an ANN run has none."""
+    if not config["methods"][wildcards.method]["spiking"]:
+        return []
+    return [f"results/hardware/{RUN_DIR}/energy.nc".format(**wildcards)]
 
 
 def target_training(wildcards):

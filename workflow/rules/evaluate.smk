@@ -46,13 +46,6 @@ rule bench_all:
 # Metrics per run and the aggregate tables over the study.
 
 
-def energy_input(wildcards):
-    """A spiking run's energy.nc (synaptic operations, MACs); an ANN run has none."""
-    if not config["methods"][wildcards.method]["spiking"]:
-        return []
-    return [f"results/hardware/{wildcards.target}/{wildcards.model}/{wildcards.method}/s{wildcards.seed}/energy.nc"]
-
-
 rule metrics:
     input:
         history=f"results/runs/{RUN_DIR}/history.nc",
