@@ -26,5 +26,7 @@ rule all:
         rules.diagnostics_all.input,
         rules.bench_all.input,
         rules.hardware_all.input,
+        rules.metrics_all.input,
+        rules.tables_all.input,
         rules.figures_all.input,
     default_target: True

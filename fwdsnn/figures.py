@@ -14,6 +14,33 @@ import xarray as xr  # noqa: E402
 N_SAMPLES_SHOWN = 3
 log = logging.getLogger(__name__)
 
+# One colour per training method (and per benchmarked estimator of the same name), used by
+# every figure so that a method looks the same everywhere. Variants share a hue family:
+# back-propagation blues, forward gradients reds/oranges, perturbation greens, the ANN grey.
+METHOD_COLOURS = {
+    "ann": "#4d4d4d",
+    "bp": "#1f77b4",
+    "bp-stein": "#6baed6",
+    "rfg-global": "#ff7f0e",
+    "rfg-layer": "#d62728",
+    "rfg-layer-stein": "#e377c2",
+    "rfg-global-stein": "#fdae6b",
+    "wp-global": "#bcbd22",
+    "wp-layer": "#2ca02c",
+}
+_SPARE_COLOURS = ("#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#393b79", "#637939", "#843c39",
+                  "#7b4173", "#3182bd", "#e6550d")
+ANN_TWIN_COLOUR = "#bdbdbd"
+
+
+def method_colour(method: str) -> str:
+    """The method's colour; a method not in METHOD_COLOURS gets a spare colour chosen by a
+    stable hash of its name, so it too keeps its colour across figures and runs."""
+    method = str(method)
+    if method in METHOD_COLOURS:
+        return METHOD_COLOURS[method]
+    return _SPARE_COLOURS[sum(method.encode()) % len(_SPARE_COLOURS)]
+
 
 def axis_label(var: xr.DataArray) -> str:
     """'long_name [units]', the label every axis of every figure carries."""
@@ -84,8 +111,10 @@ def plot_gradient_quality(datasets: Mapping[str, xr.Dataset], png: str | Path, p
             for scope, style in zip(ds["scope"].values, ("-", "--")):
                 cos = ds["cosine"].sel(surrogate=surrogate, scope=scope)
                 mean, std = cos.mean("draw").values, cos.std("draw").values
-                line, = ax.plot(k, mean, style, marker="o", ms=3, label=f"{scope}, {surrogate}")
-                ax.fill_between(k, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+                # the rfg method this estimate belongs to: rfg-layer, rfg-layer-stein, ...
+                colour = method_colour(f"rfg-{scope}" + ("-stein" if surrogate == "stein" else ""))
+                ax.plot(k, mean, style, marker="o", ms=3, color=colour, label=f"{scope}, {surrogate}")
+                ax.fill_between(k, mean - std, mean + std, color=colour, alpha=0.15)
         ax.plot(k, ds["theory_global"], ":", color="k", label="sqrt(K/d), global")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -103,12 +132,11 @@ def plot_estimator_cost(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> Non
     t = ds["T"].values
     for estimator in ds["estimator"].values:
         ks = ds["K"].values[:1] if estimator == "bp" else ds["K"].values
-        color = None
+        color = method_colour(estimator)
         for k, style in zip(ks, styles):
             point = ds.sel(estimator=estimator, K=k)
             label = estimator if estimator == "bp" else f"{estimator}, K={k}"
-            line, = ax_time.plot(t, 1e3 * point["step_time"], style, marker="o", ms=3, color=color, label=label)
-            color = line.get_color()
+            ax_time.plot(t, 1e3 * point["step_time"], style, marker="o", ms=3, color=color, label=label)
             ax_mem.plot(t, point["peak_memory"], style, marker="o", ms=3, color=color, label=label)
     for ax, label in ((ax_time, "median step time [ms]"), (ax_mem, "peak memory above baseline [MiB]")):
         ax.set_xscale("log", base=2)
@@ -132,13 +160,251 @@ def plot_bit_sweep(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
             emulated = cell["emulated_rel_l2"].median("seed", skipna=True)
             if np.all(np.isnan(emulated)):
                 continue
-            line, = ax.plot(bits, emulated, marker="o", ms=3, label=str(method))
+            ax.plot(bits, emulated, marker="o", ms=3, color=method_colour(method), label=str(method))
             ax.axhline(float(cell["float_rel_l2"].median(skipna=True)), ls="--", lw=0.8,
-                       color=line.get_color())
+                       color=method_colour(method))
         ax.set_yscale("log")
         ax.set_xticks(bits)
         ax.set_xlabel(axis_label(ds["bits"]))
         ax.set_ylabel(axis_label(ds["emulated_rel_l2"]))
         ax.set_title(f"{experiment} (dashed: float SNN)", fontsize=9, loc="left")
     axes[0][0].legend(fontsize=6)
+    save(fig, png, pdf)
+
+
+# ---- per-run results: predictions, training curves, accuracy, activity and energy ---------
+
+Runs = Mapping[tuple[str, str], Mapping[int, xr.Dataset]]  # (model, method) -> seed -> dataset
+
+
+def _grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.6, 2.9)):
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False,
+                             constrained_layout=True)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)
+
+
+def best_and_median_seed(metrics: Mapping[int, xr.Dataset]) -> tuple[int | None, int | None]:
+    """Seeds of the lowest and the median test error (mean over functions) among the completed
+    runs (for an even count the lower of the two middle ones); None when every run diverged."""
+    errors = {seed: float(ds["rel_l2_mean"]) for seed, ds in metrics.items()
+              if ds.attrs["status"] == "completed" and np.isfinite(float(ds["rel_l2_mean"]))}
+    if not errors:
+        return None, None
+    ranked = sorted(errors, key=errors.get)
+    return ranked[0], ranked[(len(ranked) - 1) // 2]
+
+
+def _curve(u: xr.DataArray, sample) -> tuple[xr.DataArray, str]:
+    """A 1-D view of one test function's solution: the function itself (pointwise targets: all
+    test points), or a slice at the last value of every axis after the first."""
+    if u.dims == ("sample",):
+        return u, ""
+    one = u.sel(sample=sample)
+    fixed = {dim: one[dim].values[-1] for dim in one.dims[1:]}
+    where = ", ".join(f"{dim} = {float(value):.3g}" for dim, value in fixed.items())
+    return one.sel(fixed), where
+
+
+def plot_predictions(reference: xr.Dataset, predictions: Runs, metrics: Runs, png: str | Path,
+                     pdf: str | Path, title: str = "") -> None:
+    """One panel per (model, method): the reference (black) and the predictions of the best
+    (solid) and the median seed (dashed) for the first test function; 2-D outputs as a slice
+    at the last time, with the reference image of that function in the first panel."""
+    keys = list(predictions)
+    first = next(iter(next(iter(predictions.values())).values()))
+    sample = first["sample"].values[0]
+    u_ref = reference["u"].sel(sample=first["sample"].values)
+    image = u_ref.ndim > 2
+    fig, axes = _grid(len(keys) + image)
+    if image:
+        one = u_ref.sel(sample=sample)
+        mesh = axes[0].pcolormesh(one[one.dims[1]], one[one.dims[0]], one, shading="auto", cmap="RdBu_r")
+        fig.colorbar(mesh, ax=axes[0], label=axis_label(reference["u"]))
+        axes[0].axvline(float(one[one.dims[1]].values[-1]), color="k", ls=":", lw=1.5)
+        axes[0].set_xlabel(axis_label(reference[one.dims[1]]))
+        axes[0].set_ylabel(axis_label(reference[one.dims[0]]))
+        axes[0].set_title(f"reference, test function {sample} (dotted: slice)", fontsize=8, loc="left")
+    for (model, method), ax in zip(keys, axes[image:]):
+        colour = method_colour(method)
+        ref, where = _curve(u_ref, sample)
+        coord = ref.dims[0] if ref.dims != ("sample",) else next(c for c in ref.coords if c != "sample")
+        order = np.argsort(ref[coord].values)
+        ax.plot(ref[coord].values[order], ref.values[order], color="k", lw=2.2, alpha=0.5, label="reference")
+        best, median = best_and_median_seed(metrics[(model, method)])
+        shown = [(best, "-", "best")] + ([(median, "--", "median")] if median != best else [])
+        for seed, style, which in shown:
+            if seed is None:
+                ax.text(0.5, 0.5, "all seeds diverged", transform=ax.transAxes, ha="center")
+                continue
+            pred, _ = _curve(predictions[(model, method)][seed]["u_pred"], sample)
+            err = float(metrics[(model, method)][seed]["rel_l2_mean"])
+            ax.plot(pred[coord].values[order], pred.values[order], style, color=colour, lw=1.3,
+                    label=f"{which} seed {seed} (rel. L2 {err:.3g})")
+        ax.set_xlabel(axis_label(reference[coord]))
+        ax.set_ylabel(axis_label(reference["u"]) + (f" at {where}" if where else ""), fontsize=8)
+        ax.set_title(f"{model} / {method}", fontsize=9, loc="left", color=colour)
+        ax.legend(fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)
+
+
+def _seed_band(curves: list[xr.DataArray], dim: str) -> xr.DataArray:
+    """Curves of several seeds (possibly of different lengths: a diverged run stops early) as
+    one array (seed, dim), NaN where a seed has no value."""
+    return xr.concat(curves, dim="seed", join="outer")
+
+
+def plot_training(histories: Runs, png: str | Path, pdf: str | Path, title: str = "") -> None:
+    """Training loss and test error against step and against wall time: median over seeds
+    (line) and min-max over seeds (band); the loss is a running mean over 2% of the steps."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
+    models = list(dict.fromkeys(model for model, _ in histories))
+    styles = dict(zip(models, ("-", "--", ":", "-.")))
+    some = None
+    for (model, method), seeds in histories.items():
+        colour, style = method_colour(method), styles[model]
+        label = method if len(models) == 1 else f"{model} / {method}"
+        runs = [h for h in seeds.values() if h.sizes["step"]]
+        if not runs:
+            continue
+        some = runs[0]
+        window = max(1, max(h.sizes["step"] for h in runs) // 50)
+        loss = _seed_band([h["loss"].rolling(step=window, min_periods=1).mean() for h in runs], "step")
+        wall = _seed_band([h["wall_time"] for h in runs], "step").median("seed")
+        error = _seed_band([h["test_rel_l2_mean"] for h in runs], "eval_step")
+        wall_eval = wall.sel(step=error["eval_step"].values)
+        for row, (values, dim) in enumerate(((loss, "step"), (error, "eval_step"))):
+            median, low, high = values.median("seed"), values.min("seed"), values.max("seed")
+            for col, x in enumerate((values[dim].values, (wall if dim == "step" else wall_eval).values)):
+                ax = axes[row][col]
+                ax.plot(x, median, style, color=colour, lw=1.2, label=label)
+                if values.sizes["seed"] > 1:
+                    ax.fill_between(x, low, high, color=colour, alpha=0.15, lw=0)
+    if some is not None:
+        for row, var in enumerate((some["loss"], some["test_rel_l2_mean"])):
+            for col, xvar in enumerate((some["step"], some["wall_time"])):
+                ax = axes[row][col]
+                ax.set_yscale("log")
+                ax.set_xlabel(axis_label(xvar) if col else "optimiser step [1]")
+                ax.set_ylabel(axis_label(var))
+                if col:
+                    ax.set_xscale("log")
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)
+
+
+def _experiments(ds: xr.Dataset) -> list[tuple[str, str, list[str]]]:
+    """(target, model, methods trained) for every experiment of a table, in table order."""
+    found = []
+    for target in ds["target"].values:
+        for model in ds["model"].values:
+            cell = ds.sel({"target": target, "model": model})
+            methods = [str(m) for m in ds["method"].values if int(cell["n_runs"].sel({"method": m}))]
+            if methods:
+                found.append((str(target), str(model), methods))
+    return found
+
+
+def _grouped_bars(ax: plt.Axes, ds: xr.Dataset, name: str, experiments, with_seeds: bool = True) -> None:
+    """Bars of the median over seeds of ds[name] per experiment (group) and method (colour),
+    error bars from the seeds' min to max, one dot per seed; diverged seeds are counted above
+    the bar ('÷n')."""
+    methods = list(dict.fromkeys(m for _, _, ms in experiments for m in ms))
+    width = 0.8 / len(methods)
+    labelled = set()
+    for g, (target, model, trained) in enumerate(experiments):
+        for j, method in enumerate(methods):
+            if method not in trained:
+                continue
+            cell = ds.sel({"target": target, "model": model, "method": method})
+            values = cell[name].values
+            x = g - 0.4 + width * (j + 0.5)
+            finite = values[np.isfinite(values)]
+            colour = method_colour(method)
+            label = None if method in labelled else method
+            labelled.add(method)
+            if finite.size:
+                median = float(np.median(finite))
+                ax.bar(x, median, width, color=colour, label=label,
+                       yerr=[[median - finite.min()], [finite.max() - median]], capsize=2,
+                       error_kw={"lw": 0.8})
+                if with_seeds:
+                    ax.plot(np.full(finite.size, x), finite, "o", ms=2.5, color="k", alpha=0.6)
+            else:
+                ax.bar(x, np.nan, width, color=colour, label=label)
+            diverged = int(cell["n_diverged"]) if "n_diverged" in cell else 0
+            if diverged:
+                top = float(finite.max()) if finite.size else 1.0
+                ax.annotate(f"÷{diverged}", (x, top), textcoords="offset points", xytext=(0, 3),
+                            ha="center", fontsize=6, color="r")
+    ax.set_xticks(range(len(experiments)))
+    ax.set_xticklabels([f"{t}\n{m}" for t, m, _ in experiments], fontsize=7)
+
+
+def plot_accuracy(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
+    """Test relative L2 error per experiment and method: median over seeds (bar), min-max
+    (error bar), each seed (dot); ÷n marks n diverged seeds."""
+    experiments = _experiments(ds)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(experiments) + 2), 4.2), constrained_layout=True)
+    _grouped_bars(ax, ds, "rel_l2_mean", experiments)
+    ax.set_yscale("log")
+    ax.set_ylabel(axis_label(ds["rel_l2_mean"]))
+    ax.set_xlabel("target / model")
+    ax.legend(fontsize=7, ncol=2)
+    save(fig, png, pdf)
+
+
+def plot_spike_rates(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
+    """Per experiment, the spike rate of each LIF layer per method: median over seeds (bar),
+    min-max over seeds (error bar)."""
+    experiments = _experiments(ds)
+    fig, axes = _grid(len(experiments), ncols=2, size=(5.2, 3.2))
+    for (target, model, methods), ax in zip(experiments, axes):
+        cell = ds.sel({"target": target, "model": model})
+        layers = [str(layer) for layer in ds["layer"].values
+                  if np.isfinite(cell["spike_rate"].sel(layer=layer).values).any()]
+        width = 0.8 / len(methods)
+        for j, method in enumerate(methods):
+            rates = cell["spike_rate"].sel({"method": method}).sel(layer=layers)
+            median = rates.median("seed", skipna=True).values
+            low, high = rates.min("seed", skipna=True).values, rates.max("seed", skipna=True).values
+            x = np.arange(len(layers)) - 0.4 + width * (j + 0.5)
+            ax.bar(x, median, width, color=method_colour(method), label=method,
+                   yerr=[median - low, high - median], capsize=1.5, error_kw={"lw": 0.7})
+        ax.set_xticks(range(len(layers)))
+        ax.set_xticklabels(layers, fontsize=6, rotation=30, ha="right")
+        ax.set_xlabel(axis_label(ds["layer"]))
+        ax.set_ylabel("spike rate [spikes / neuron / step]", fontsize=8)
+        ax.set_title(f"{target} / {model}", fontsize=9, loc="left")
+        ax.legend(fontsize=6)
+    save(fig, png, pdf)
+
+
+def plot_energy(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
+    """Left: energy proxy per inference of the spiking networks (bars, median over seeds) and
+    of their ANN twins (grey). Right: SNN / ANN energy ratio per experiment and method."""
+    experiments = _experiments(ds)
+    fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(max(9.0, 2.6 * len(experiments) + 2), 4.0),
+                                     constrained_layout=True)
+    _grouped_bars(ax_e, ds, "energy_snn", experiments, with_seeds=False)
+    for g, (target, model, _) in enumerate(experiments):
+        twin = ds["energy_ann"].sel({"target": target, "model": model}).median(skipna=True)
+        ax_e.hlines(float(twin), g - 0.45, g + 0.45, colors=ANN_TWIN_COLOUR, lw=3,
+                    label="ANN twin" if g == 0 else None, zorder=0)
+    ax_e.set_yscale("log")
+    ax_e.set_ylabel("energy per inference [pJ]")
+    ax_e.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # clear of the bars
+    _grouped_bars(ax_r, ds, "energy_ratio", experiments)
+    ax_r.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax_r.set_yscale("log")
+    ax_r.set_ylabel("SNN / ANN twin energy per inference [1]")
+    for ax in (ax_e, ax_r):
+        ax.set_xlabel("target / model")
     save(fig, png, pdf)

@@ -100,6 +100,86 @@ def test_every_spiking_run_went_to_hardware(quick_study):
     assert (quick_study / "results" / "figures" / "bit_sweep.png").stat().st_size > 10_000
 
 
+def quick_runs(config):
+    return [f"{e['target']}/{e['model']}/{m}/s{seed}" for e in config["experiments"]
+            for m in e["methods"] for seed in config["seeds"]]
+
+
+def test_metrics_per_run_match_the_run_files(quick_study):
+    config = quick_config(quick_study)
+    for run in quick_runs(config):
+        files = quick_study / "results" / "runs" / run
+        metrics = io.read_dataset(files / "metrics.nc", stage="metrics")
+        prediction = io.read_dataset(files / "prediction.nc", stage="train")
+        history = io.read_dataset(files / "history.nc", stage="train")
+        assert float(metrics["rel_l2_mean"]) == pytest.approx(float(np.mean(prediction["rel_l2"])), rel=1e-12)
+        assert float(metrics["rel_l2_median"]) == pytest.approx(float(np.median(prediction["rel_l2"])), rel=1e-12)
+        assert metrics.attrs["status"] == history.attrs["status"]
+        assert int(metrics["steps"]) == history.sizes["step"] == config["train"]["steps"]
+        assert float(metrics["forward_passes"]) == float(history["forward_passes"][-1])
+        assert float(metrics["wall_time"]) == float(history["wall_time"][-1]) > 0
+        assert float(metrics["peak_rss"]) > 50  # MiB, from the train job's benchmark TSV
+        np.testing.assert_array_equal(metrics["spike_rate"], prediction["spike_rate"])
+        if config["methods"][run.split("/")[2]]["spiking"]:
+            energy = io.read_dataset(quick_study / "results" / "hardware" / run / "energy.nc", stage="energy")
+            assert float(metrics["sop_total"]) == float(energy["sop_total"].sel(per="inference")) > 0
+            assert float(metrics["energy_ratio"]) == float(energy["energy_ratio"])
+        else:
+            assert np.isnan(float(metrics["sop_total"])) and metrics.sizes["layer"] == 0
+
+
+def test_aggregate_tables(quick_study):
+    config = quick_config(quick_study)
+    runs = quick_runs(config)
+    tables = quick_study / "results" / "tables"
+    accuracy = io.read_dataset(tables / "accuracy.nc", stage="table_accuracy")
+    assert accuracy["rel_l2_mean"].dims == ("target", "model", "method", "seed")
+    diverged = 0
+    for run in runs:
+        target, model, method, seed = run.split("/")
+        at = {"target": target, "model": model, "method": method, "seed": int(seed[1:])}
+        errors = io.read_dataset(quick_study / "results" / "runs" / run / "prediction.nc")["rel_l2"]
+        status = io.read_dataset(quick_study / "results" / "runs" / run / "history.nc").attrs["status"]
+        diverged += status == "diverged"
+        assert accuracy["status"].sel(at).item() == status
+        if status == "completed":
+            assert float(accuracy["rel_l2_mean"].sel(at)) == pytest.approx(float(np.mean(errors)), rel=1e-12)
+    assert int(accuracy["n_diverged"].sum()) == diverged
+    assert int(accuracy["n_runs"].sum()) == int((accuracy["status"] != "not run").sum()) == len(runs)
+    bp = accuracy["rel_l2_mean_ratio_to_bp"].sel({"method": "bp"})
+    np.testing.assert_allclose(bp.values[np.isfinite(bp.values)], 1.0)
+    assert int(np.isfinite(bp).sum()) == len(config["experiments"])  # every experiment has bp
+    rows = (tables / "accuracy.md").read_text().splitlines()
+    assert len(rows) == 2 + len({run.rsplit("/", 1)[0] for run in runs})
+    assert len((tables / "accuracy.csv").read_text().splitlines()) == len(rows) - 1
+    cost = io.read_dataset(tables / "cost.nc", stage="table_cost")
+    assert int(cost["steps"].sum()) == len(runs) * config["train"]["steps"]
+    assert np.all(cost["forward_passes_seed_median"].fillna(1).values > 0)
+    energy = io.read_dataset(tables / "energy.nc", stage="table_energy")
+    spiking = [m for m in config["methods"] if config["methods"][m]["spiking"]]
+    assert set(energy["method"].values) <= set(spiking) and "ann" not in energy["method"].values
+    ratio = energy["energy_ratio"].values
+    assert np.all(ratio[np.isfinite(ratio)] > 0)
+    for name in ("cost", "energy"):
+        assert (tables / f"{name}.md").read_text().count("\n") >= 3
+
+
+FIGURES = ["reference", "gradient_quality", "estimator_cost", "bit_sweep", "accuracy", "energy",
+           "spike_rates"]
+
+
+def all_figures(config):
+    targets = list(dict.fromkeys(e["target"] for e in config["experiments"]))
+    return FIGURES + [f"{kind}_{target}" for kind in ("predictions", "training") for target in targets]
+
+
+def test_every_figure_exists(quick_study):
+    for name in all_figures(quick_config(quick_study)):
+        for suffix in ("png", "pdf"):
+            path = quick_study / "results" / "figures" / f"{name}.{suffix}"
+            assert path.stat().st_size > 10_000, path
+
+
 def test_nothing_to_do_after_a_run(quick_study):
     assert planned_outputs(snakemake(quick_study, "-n", *OVERLAY)) == []
 
@@ -167,3 +247,9 @@ def test_report_contains_the_reference_figure(quick_study):
     assert "reference.png" in html and "Reference data" in html
     # the caption renders the config: the quick overlay's sizes, not the template
     assert "16 train / 8 test samples" in html and "{{" not in html.split("Reference data: three")[1][:2000]
+    for name in all_figures(quick_config(quick_study)):
+        assert f"{name}.png" in html, f"{name} missing from the report"
+    for table in ("accuracy", "cost", "energy", "bit_sweep"):
+        assert f"{table}.md" in html, f"{table} table missing from the report"
+    # captions render the config (seeds, steps), not the Jinja template
+    assert "20 steps, batch 8" in html and "snakemake.params" not in html

@@ -68,11 +68,37 @@ def run_settings(wildcards):
     }
 
 
-RUNS = [
-    f"{e['target']}/{e['model']}/{method}/s{seed}"
+RUN_DIR = "{target}/{model}/{method}/s{seed}"
+RUN_KEYS = [
+    {"target": e["target"], "model": e["model"], "method": method, "seed": seed}
     for e in config["experiments"]
     for method in e["methods"]
     for seed in config["seeds"]
 ]
+RUNS = [RUN_DIR.format(**key) for key in RUN_KEYS]
+SPIKING_RUNS = [RUN_DIR.format(**key) for key in RUN_KEYS if config["methods"][key["method"]]["spiking"]]
+EXPERIMENT_TARGETS = list(dict.fromkeys(e["target"] for e in config["experiments"]))
+
+
+def target_runs(wildcards):
+    """The runs of every experiment on one target (all models, methods and seeds)."""
+    return [RUN_DIR.format(**key) for key in RUN_KEYS if key["target"] == wildcards.target]
+
+
+def energy_input(wildcards):
+    """A spiking run's energy.nc (synaptic operations, MACs); an ANN run has none."""
+    if not config["methods"][wildcards.method]["spiking"]:
+        return []
+    return [f"results/hardware/{RUN_DIR}/energy.nc".format(**wildcards)]
+
+
+def target_training(wildcards):
+    """Train settings per 'model/method' of one target's runs (for figure captions)."""
+    return {
+        f"{e['model']}/{method}": train_settings(config, e, method)
+        for e in config["experiments"] if e["target"] == wildcards.target
+        for method in e["methods"]
+    }
+
 
 DIAGNOSED = sorted({f"{e['target']}/{e['model']}" for e in config["experiments"]})

@@ -41,3 +41,65 @@ rule diagnostics_all:
 rule bench_all:
     input:
         rules.bench.output,
+
+
+# Metrics per run and the aggregate tables over the study.
+
+
+rule metrics:
+    input:
+        history=f"results/runs/{RUN_DIR}/history.nc",
+        prediction=f"results/runs/{RUN_DIR}/prediction.nc",
+        energy=energy_input,
+    output:
+        f"results/runs/{RUN_DIR}/metrics.nc",
+    params:
+        # read if present, not an input: peak memory of the training job (absent for runs
+        # made outside Snakemake); a retrained run rewrites history.nc, which reruns this
+        train_benchmark=lambda w: benchmark_path("train", f"{w.target}/{w.model}/{w.method}/s{w.seed}"),
+        code=code_fingerprint("fwdsnn.metrics"),
+    log:
+        log_path("metrics", RUN_DIR),
+    benchmark:
+        benchmark_path("metrics", RUN_DIR)
+    script:
+        "../scripts/metrics.py"
+
+
+TABLES = ["accuracy", "cost", "energy"]
+TABLE_CATEGORIES = {"accuracy": "Accuracy", "cost": "Training cost", "energy": "Activity and energy"}
+
+
+rule tables:
+    input:
+        expand("results/runs/{run}/metrics.nc", run=RUNS),
+    output:
+        **{f"{name}_nc": f"results/tables/{name}.nc" for name in TABLES},
+        **{f"{name}_csv": f"results/tables/{name}.csv" for name in TABLES},
+        **{
+            f"{name}_md": report(
+                f"results/tables/{name}.md",
+                caption=f"../report/{name}_table.rst",
+                category=TABLE_CATEGORIES[name],
+            )
+            for name in TABLES
+        },
+    params:
+        runs=RUNS,
+        code=code_fingerprint("fwdsnn.tables"),
+    log:
+        log_path("tables", "tables"),
+    benchmark:
+        benchmark_path("tables", "tables")
+    script:
+        "../scripts/tables.py"
+
+
+rule metrics_all:
+    input:
+        expand("results/runs/{run}/metrics.nc", run=RUNS),
+
+
+rule tables_all:
+    input:
+        rules.tables.output,

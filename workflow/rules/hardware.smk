@@ -2,8 +2,6 @@
 # emulation for each weight width, NIR export, work and energy per inference; the bit sweep.
 
 HARDWARE_BITS = config["hardware"]["bits"]
-SPIKING_RUNS = [run for run in RUNS if config["methods"][run.split("/")[2]]["spiking"]]
-RUN_DIR = "{target}/{model}/{method}/s{seed}"
 
 
 wildcard_constraints:

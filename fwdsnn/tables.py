@@ -1,0 +1,276 @@
+"""Aggregate tables over the study: accuracy, training cost, work and energy per inference.
+
+Each table is a Dataset with dims target x model x method x seed (entries of runs that the
+study does not train are NaN with status ``not run``), plus summaries over seeds per
+(target, model, method), written three ways: NetCDF (everything), CSV (one row per target,
+model and method, numbers) and Markdown (the same rows, formatted, for the report).
+
+Diverged runs are never dropped silently: their accuracy and activity entries are NaN (a
+diverged network's prediction means nothing), summaries are over the completed seeds, and
+every row says how many seeds diverged ("diverged (1/3)"); where all did, the cells say so.
+Training cost keeps diverged runs (their steps were paid for). Ratios to bp divide a method's
+median over seeds by bp's median on the same target and model (the study's "rfg-layer/bp").
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from fwdsnn import io
+
+DIMS = ("target", "model", "method", "seed")
+SUMMARY_DIMS = DIMS[:-1]
+BASELINE = "bp"
+NOT_RUN, COMPLETED, DIVERGED = "not run", "completed", "diverged"
+
+# metrics.nc variable -> table; masked: NaN for diverged runs
+ACCURACY = {"variables": ("rel_l2_mean", "rel_l2_median"), "key": "rel_l2_mean", "masked": True}
+COST = {"variables": ("steps", "steps_planned", "forward_passes", "wall_time", "time_per_step",
+                      "peak_rss", "job_time"), "key": "wall_time", "masked": False}
+ENERGY = {"variables": ("spike_rate_mean", "sop_total", "mac_snn_total", "mac_ann_total",
+                        "energy_snn", "energy_ann", "energy_ratio"), "key": "energy_snn", "masked": True}
+
+
+def _split(run: str) -> tuple[str, str, str, int]:
+    target, model, method, seed = run.split("/")
+    return target, model, method, int(seed.lstrip("s"))
+
+
+def _ordered(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _coords(runs: Sequence[str]) -> dict:
+    parts = [_split(run) for run in runs]
+    names = {"target": "target", "model": "model", "method": "training method", "seed": "training seed"}
+    values = {"target": _ordered(p[0] for p in parts), "model": _ordered(p[1] for p in parts),
+              "method": _ordered(p[2] for p in parts), "seed": sorted({p[3] for p in parts})}
+    return {dim: (dim, np.array(values[dim], dtype=int if dim == "seed" else str),
+                  {"long_name": names[dim], "units": "1"}) for dim in DIMS}
+
+
+def _status(runs: Sequence[str], metrics: Mapping[str, xr.Dataset], coords: dict) -> xr.DataArray:
+    shape = tuple(len(coords[dim][1]) for dim in DIMS)
+    status = np.full(shape, NOT_RUN, dtype=object)
+    for run in runs:
+        status[_index(run, coords)] = metrics[run].attrs["status"]
+    return xr.DataArray(status.astype(str), dims=DIMS,
+                        attrs={"long_name": "training status of the run", "units": "1"})
+
+
+def _index(run: str, coords: dict) -> tuple[int, ...]:
+    return tuple(list(coords[dim][1]).index(value) for dim, value in zip(DIMS, _split(run)))
+
+
+def _gather(runs, metrics, coords, name, status=None, masked=False) -> xr.DataArray:
+    shape = tuple(len(coords[dim][1]) for dim in DIMS)
+    values = np.full(shape, np.nan)
+    attrs = {}
+    for run in runs:
+        var = metrics[run][name]
+        attrs = dict(var.attrs)
+        values[_index(run, coords)] = float(var)
+    if masked:
+        values[status.values == DIVERGED] = np.nan
+    return xr.DataArray(values, dims=DIMS, attrs={"long_name": attrs.get("long_name", name),
+                                                  "units": attrs.get("units", "1")})
+
+
+def _ratio_to_baseline(median: xr.DataArray) -> xr.DataArray:
+    """A method's median over the baseline's median on the same target and model (NaN if no bp)."""
+    if BASELINE not in median["method"].values:
+        return xr.full_like(median, np.nan)
+    return median / median.sel({"method": BASELINE})  # not method=: a .sel keyword
+
+
+def _summaries(ds: xr.Dataset, names: Sequence[str]) -> None:
+    """Mean, sample std, median over seeds, and the median's ratio to bp, of each variable."""
+    for name in names:
+        var, attrs = ds[name], ds[name].attrs
+        long, units = attrs["long_name"], attrs["units"]
+        count = var.notnull().sum("seed")
+        ds[f"{name}_seed_mean"] = var.mean("seed", skipna=True).assign_attrs(
+            long_name=f"{long}, mean over seeds", units=units)
+        ds[f"{name}_seed_std"] = var.std("seed", ddof=1, skipna=True).where(count > 1).assign_attrs(
+            long_name=f"{long}, sample standard deviation over seeds (NaN: under two seeds)", units=units)
+        median = var.median("seed", skipna=True)
+        ds[f"{name}_seed_median"] = median.assign_attrs(long_name=f"{long}, median over seeds", units=units)
+        ds[f"{name}_ratio_to_bp"] = _ratio_to_baseline(median).assign_attrs(
+            long_name=f"{long}, median over seeds / bp's median on the same target and model", units="1")
+
+
+def table(runs: Sequence[str], metrics: Mapping[str, xr.Dataset], spec: Mapping) -> xr.Dataset:
+    """One aggregate table: per-run variables of the spec, status and counts, seed summaries."""
+    coords = _coords(runs)
+    status = _status(runs, metrics, coords)
+    ds = xr.Dataset({name: _gather(runs, metrics, coords, name, status, spec["masked"])
+                     for name in spec["variables"]}, coords=coords)
+    ds["status"] = status
+    for state, label in ((COMPLETED, "completed"), (DIVERGED, "diverged")):
+        ds[f"n_{state}"] = (status == state).sum("seed").astype(np.int32).assign_attrs(
+            long_name=f"seeds whose training {label}", units="1")
+    ds["n_runs"] = (status != NOT_RUN).sum("seed").astype(np.int32).assign_attrs(
+        long_name="seeds trained", units="1")
+    _summaries(ds, spec["variables"])
+    return ds
+
+
+def accuracy_table(runs, metrics) -> xr.Dataset:
+    return table(runs, metrics, ACCURACY)
+
+
+def cost_table(runs, metrics) -> xr.Dataset:
+    return table(runs, metrics, COST)
+
+
+def energy_table(runs, metrics) -> xr.Dataset:
+    """Work and energy per inference of the spiking runs, and their spike rates per layer
+    (the union of every run's LIF layers; NaN where a model has no such layer)."""
+    spiking = [run for run in runs if metrics[run].attrs.get("spiking", 1)]
+    ds = table(spiking, metrics, ENERGY)
+    layers = _ordered(str(layer) for run in spiking for layer in metrics[run]["layer"].values)
+    rate = np.full((*(ds.sizes[dim] for dim in DIMS), len(layers)), np.nan)
+    coords = _coords(spiking)
+    for run in spiking:
+        if metrics[run].attrs["status"] == DIVERGED:
+            continue
+        for layer, value in zip(metrics[run]["layer"].values, metrics[run]["spike_rate"].values):
+            rate[(*_index(run, coords), layers.index(str(layer)))] = value
+    ds = ds.assign_coords(layer=("layer", np.array(layers, dtype=str), {"long_name": "LIF layer", "units": "1"}))
+    ds["spike_rate"] = ((*DIMS, "layer"), rate,
+                        {"long_name": "spikes per neuron per time step on the test split", "units": "1"})
+    ds["spike_rate_seed_median"] = ds["spike_rate"].median("seed", skipna=True).assign_attrs(
+        long_name="spikes per neuron per time step on the test split, median over seeds", units="1")
+    return ds
+
+
+# ---- text tables -------------------------------------------------------------------------
+
+def _rows(ds: xr.Dataset) -> list[tuple[str, str, str, xr.Dataset]]:
+    """(target, model, method, cell) for every combination the study trains, in config order."""
+    rows = []
+    for target in ds["target"].values:
+        for model in ds["model"].values:
+            for method in ds["method"].values:
+                cell = ds.sel({"target": target, "model": model, "method": method})
+                if int(cell["n_runs"]):
+                    rows.append((str(target), str(model), str(method), cell))
+    return rows
+
+
+def seeds_label(cell: xr.Dataset) -> str:
+    """'3/3' completed, or '2/3, diverged (1/3)'."""
+    n, done, bad = int(cell["n_runs"]), int(cell["n_completed"]), int(cell["n_diverged"])
+    return f"{done}/{n}" + (f", diverged ({bad}/{n})" if bad else "")
+
+
+def _fmt(value: float, spec: str = ".3g") -> str:
+    return "–" if not np.isfinite(value) else format(value, spec)
+
+
+def _mean_std(cell, name, spec=".3g") -> str:
+    mean, std = float(cell[f"{name}_seed_mean"]), float(cell[f"{name}_seed_std"])
+    return _fmt(mean, spec) + ("" if not np.isfinite(std) else f" ± {_fmt(std, spec)}")
+
+
+Column = tuple[str, str, Callable[[xr.Dataset], str], Callable[[xr.Dataset], float] | None]
+
+
+def _median(name, scale=1.0):
+    return lambda cell: float(cell[f"{name}_seed_median"]) * scale
+
+
+def _text_tables(ds: xr.Dataset, columns: Sequence[Column], masked: bool) -> tuple[str, str]:
+    """CSV (numbers) and Markdown (formatted) with one row per (target, model, method)."""
+    head = ["target", "model", "method"]
+    csv = [",".join(head + [key for key, _, _, number in columns if number] + ["seeds", "completed", "diverged"])]
+    shown = [column for column in columns if column[2]]
+    md = ["| " + " | ".join(head + [title for _, title, _, _ in shown] + ["seeds completed"]) + " |",
+          "|" + "---|" * (len(head) + len(shown) + 1)]
+    for target, model, method, cell in _rows(ds):
+        numbers = [repr(float(number(cell))) for _, _, _, number in columns if number]
+        csv.append(",".join([target, model, method, *numbers, str(int(cell["n_runs"])),
+                             str(int(cell["n_completed"])), str(int(cell["n_diverged"]))]))
+        all_diverged = masked and int(cell["n_completed"]) == 0
+        texts = [f"diverged ({int(cell['n_diverged'])}/{int(cell['n_runs'])})" if all_diverged
+                 else text(cell) for _, _, text, _ in shown]
+        md.append("| " + " | ".join([target, model, method, *texts, seeds_label(cell)]) + " |")
+    return "\n".join(csv) + "\n", "\n".join(md) + "\n"
+
+
+def accuracy_text(ds: xr.Dataset) -> tuple[str, str]:
+    name = "rel_l2_mean"
+    return _text_tables(ds, [
+        ("rel_l2_mean_seed_mean", "rel. L2: mean ± std over seeds",
+         lambda c: _mean_std(c, name), lambda c: float(c[f"{name}_seed_mean"])),
+        ("rel_l2_mean_seed_std", "", None, lambda c: float(c[f"{name}_seed_std"])),
+        ("rel_l2_mean_seed_median", "median over seeds", lambda c: _fmt(_median(name)(c)), _median(name)),
+        ("rel_l2_median_seed_median", "median-over-functions rel. L2, median over seeds",
+         lambda c: _fmt(_median("rel_l2_median")(c)), _median("rel_l2_median")),
+        ("ratio_to_bp", "median / bp median", lambda c: _fmt(float(c[f"{name}_ratio_to_bp"]), ".2f"),
+         lambda c: float(c[f"{name}_ratio_to_bp"])),
+    ], masked=True)
+
+
+def cost_text(ds: xr.Dataset) -> tuple[str, str]:
+    return _text_tables(ds, [
+        ("steps_median", "steps", lambda c: _fmt(_median("steps")(c), ".0f"), _median("steps")),
+        ("forward_passes_median", "forward passes", lambda c: _fmt(_median("forward_passes")(c)),
+         _median("forward_passes")),
+        ("wall_time_median_s", "wall time [s]", lambda c: _fmt(_median("wall_time")(c)), _median("wall_time")),
+        ("time_per_step_median_ms", "per step [ms]", lambda c: _fmt(_median("time_per_step", 1e3)(c)),
+         _median("time_per_step", 1e3)),
+        ("peak_rss_median_mib", "peak RSS [MiB]", lambda c: _fmt(_median("peak_rss")(c), ".0f"),
+         _median("peak_rss")),
+        ("forward_passes_ratio_to_bp", "passes / bp", lambda c: _fmt(float(c["forward_passes_ratio_to_bp"]), ".2f"),
+         lambda c: float(c["forward_passes_ratio_to_bp"])),
+        ("wall_time_ratio_to_bp", "wall time / bp", lambda c: _fmt(float(c["wall_time_ratio_to_bp"]), ".2f"),
+         lambda c: float(c["wall_time_ratio_to_bp"])),
+    ], masked=False)
+
+
+def energy_text(ds: xr.Dataset) -> tuple[str, str]:
+    def col(key, title, name, spec=".3g"):
+        return (key, title, lambda c: _fmt(_median(name)(c), spec), _median(name))
+    return _text_tables(ds, [
+        col("spike_rate_median", "spike rate", "spike_rate_mean", ".3f"),
+        col("sop_median", "SOPs", "sop_total"),
+        col("mac_snn_median", "MACs SNN", "mac_snn_total"),
+        col("mac_ann_median", "MACs ANN twin", "mac_ann_total"),
+        col("energy_snn_median_pj", "energy SNN [pJ]", "energy_snn"),
+        col("energy_ann_median_pj", "energy ANN twin [pJ]", "energy_ann"),
+        col("energy_ratio_median", "SNN / ANN", "energy_ratio", ".3f"),
+    ], masked=True)
+
+
+def write_table(ds: xr.Dataset, text: Callable[[xr.Dataset], tuple[str, str]], paths: Mapping[str, str | Path],
+                *, stage: str, config: Mapping, inputs: Sequence[str | Path] = ()) -> None:
+    """The table's NetCDF, CSV and Markdown (paths: nc, csv, md)."""
+    io.write_dataset(ds, paths["nc"], stage=stage, config=config, inputs=inputs)
+    csv, markdown = text(ds)
+    io.write_text(paths["csv"], csv)
+    io.write_text(paths["md"], markdown)
+
+
+TABLES = {"accuracy": (accuracy_table, accuracy_text), "cost": (cost_table, cost_text),
+          "energy": (energy_table, energy_text)}
+
+
+def read_metrics(runs: Sequence[str], paths: Sequence[str | Path]) -> dict[str, xr.Dataset]:
+    return {run: io.read_dataset(path, stage="metrics", variables=("rel_l2_mean",))
+            for run, path in zip(runs, paths)}
+
+
+def tables_run(runs: Sequence[str], metric_paths: Sequence[str | Path],
+               outputs: Mapping[str, Mapping[str, str | Path]]) -> dict[str, xr.Dataset]:
+    """The stage: every run's metrics.nc -> each table in outputs (name -> {nc, csv, md})."""
+    metrics = read_metrics(runs, metric_paths)
+    made = {}
+    for name, paths in outputs.items():
+        make, text = TABLES[name]
+        made[name] = make(runs, metrics)
+        write_table(made[name], text, paths, stage=f"table_{name}", config={"runs": list(runs)},
+                    inputs=metric_paths)
+    return made

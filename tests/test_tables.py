@@ -1,0 +1,164 @@
+"""Metrics per run and the aggregate tables: numbers by hand, diverged runs counted, colours."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from fwdsnn import figures, io
+from fwdsnn.metrics import metrics_run, read_benchmark, run_metrics
+from fwdsnn.tables import accuracy_table, accuracy_text, cost_table, cost_text, energy_table, energy_text
+
+
+def history(steps=10, status="completed", layers=("hidden0", "hidden1"), planned=10):
+    step = np.arange(1, steps + 1)
+    ds = xr.Dataset({
+        "loss": ("step", 1.0 / step), "wall_time": ("step", 0.5 * step),
+        "forward_passes": ("step", 3.0 * step),
+        "test_rel_l2_mean": ("eval_step", [0.5, 0.2][:steps // 5]),
+        "spike_rate": (("eval_step", "layer"), np.full((steps // 5, len(layers)), 0.1)),
+    }, coords={"step": step, "eval_step": [5, 10][:steps // 5], "layer": list(layers)})
+    ds.attrs.update(status=status, steps_completed=steps,
+                    config_json=json.dumps({"train": {"steps": planned}}), seed=0)
+    return ds
+
+
+def prediction(errors, layers=("hidden0", "hidden1"), rates=(0.2, 0.1)):
+    return xr.Dataset({"rel_l2": ("sample", np.asarray(errors, float)),
+                       "spike_rate": ("layer", np.asarray(rates[:len(layers)], float)),
+                       "spike_count": ("layer", 10 * np.asarray(rates[:len(layers)], float))},
+                      coords={"layer": np.asarray(layers, dtype=str)})
+
+
+def energy(sop=100.0, mac_snn=10.0, mac_ann=50.0):
+    per = ("per", ["inference", "output_point"])
+    ds = xr.Dataset({
+        "sop_total": (per[0], [sop, sop / 2], {"long_name": "synaptic operations", "units": "1"}),
+        "mac_snn_total": (per[0], [mac_snn, mac_snn / 2], {"long_name": "MACs SNN", "units": "1"}),
+        "mac_ann_total": (per[0], [mac_ann, mac_ann / 2], {"long_name": "MACs ANN", "units": "1"}),
+        "energy_snn": (per[0], [0.9 * sop + 4.6 * mac_snn, 0.0], {"long_name": "E SNN", "units": "pJ"}),
+        "energy_ann": (per[0], [4.6 * mac_ann, 0.0], {"long_name": "E ANN", "units": "pJ"}),
+        "energy_ratio": ((), (0.9 * sop + 4.6 * mac_snn) / (4.6 * mac_ann), {"long_name": "ratio", "units": "1"}),
+    }, coords={"per": per[1]})
+    return ds
+
+
+def test_run_metrics_by_hand(tmp_path):
+    ds = run_metrics(history(), prediction([0.1, 0.3, 0.2]), energy(), {"peak_rss": 123.0, "job_time": 9.0})
+    assert float(ds["rel_l2_mean"]) == pytest.approx(0.2)
+    assert float(ds["rel_l2_median"]) == pytest.approx(0.2)
+    assert float(ds["steps"]) == 10 and float(ds["forward_passes"]) == 30 and float(ds["wall_time"]) == 5
+    assert float(ds["time_per_step"]) == pytest.approx(0.5)
+    assert float(ds["spike_rate_mean"]) == pytest.approx(0.15)
+    assert float(ds["sop_total"]) == 100 and float(ds["energy_ann"]) == pytest.approx(230)
+    assert float(ds["peak_rss"]) == 123 and ds["peak_rss"].attrs["units"] == "MiB"
+    assert ds.attrs["status"] == "completed" and float(ds["diverged"]) == 0
+    io.check_variable_attrs(ds)  # every variable has long_name and units
+
+
+def test_ann_run_has_no_energy_and_benchmark_is_optional(tmp_path):
+    ds = run_metrics(history(layers=()), prediction([0.4], layers=()), None, None)
+    assert np.isnan(float(ds["sop_total"])) and np.isnan(float(ds["peak_rss"]))
+    assert ds.attrs["spiking"] == 0 and ds.sizes["layer"] == 0
+    io.check_variable_attrs(ds)
+
+
+def test_benchmark_tsv_is_read(tmp_path):
+    tsv = tmp_path / "b.tsv"
+    tsv.write_text("s\th:m:s\tmax_rss\tmax_vms\n12.5\t0:00:12\t321.5\t900\n")
+    assert read_benchmark(tsv) == {"peak_rss": 321.5, "job_time": 12.5}
+    assert np.isnan(read_benchmark(tmp_path / "missing.tsv")["peak_rss"])
+
+
+def test_metrics_stage_writes_a_file(tmp_path):
+    paths = {}
+    for name, ds, stage in (("history", history(), "train"), ("prediction", prediction([0.1]), "train"),
+                            ("energy", energy(), "energy")):
+        for var in [*ds.data_vars, *ds.coords]:
+            ds[var].attrs.setdefault("long_name", var)
+            ds[var].attrs.setdefault("units", "1")
+        paths[name] = io.write_dataset(ds, tmp_path / f"{name}.nc", stage=stage, config={})
+    out = metrics_run(paths["history"], paths["prediction"], tmp_path / "metrics.nc", paths["energy"])
+    ds = io.read_dataset(out, stage="metrics")
+    assert float(ds["rel_l2_mean"]) == pytest.approx(0.1) and ds.attrs["status"] == "completed"
+
+
+def study():
+    """parabola/mlp: bp with 3 seeds, rfg-layer with one diverged seed, wp-layer all diverged;
+    plus an ann run (no energy)."""
+    metrics = {}
+    errors = {"bp": [0.02, 0.04, 0.03], "rfg-layer": [0.06, 0.08, np.nan], "wp-layer": [np.nan] * 3}
+    for method, values in errors.items():
+        for seed, error in enumerate(values):
+            diverged = np.isnan(error)
+            ds = run_metrics(history(steps=5 if diverged else 10, status="diverged" if diverged else "completed"),
+                             prediction([error if not diverged else 5.0]),
+                             energy(sop=100.0 * (seed + 1)), None)
+            metrics[f"parabola/mlp/{method}/s{seed}"] = ds
+    metrics["parabola/mlp/ann/s0"] = run_metrics(history(layers=()), prediction([0.01], layers=()), None, None)
+    return list(metrics), metrics
+
+
+def test_accuracy_table_statistics_and_diverged_runs():
+    runs, metrics = study()
+    ds = accuracy_table(runs, metrics)
+    assert ds["rel_l2_mean"].dims == ("target", "model", "method", "seed")
+    cell = ds.sel({"target": "parabola", "model": "mlp"})
+    bp, rfg, wp = (cell.sel({"method": m}) for m in ("bp", "rfg-layer", "wp-layer"))
+    assert float(bp["rel_l2_mean_seed_mean"]) == pytest.approx(0.03)
+    assert float(bp["rel_l2_mean_seed_std"]) == pytest.approx(0.01)
+    assert float(bp["rel_l2_mean_seed_median"]) == pytest.approx(0.03)
+    assert float(rfg["rel_l2_mean_seed_median"]) == pytest.approx(0.07)  # the diverged seed is NaN
+    assert np.isnan(float(rfg["rel_l2_mean"].sel(seed=2)))
+    assert float(rfg["rel_l2_mean_ratio_to_bp"]) == pytest.approx(0.07 / 0.03)
+    assert (int(rfg["n_diverged"]), int(rfg["n_completed"]), int(wp["n_diverged"])) == (1, 2, 3)
+    ann = cell.sel({"method": "ann"})
+    assert int(ann["n_runs"]) == 1 and ann["status"].sel(seed=1).item() == "not run"
+    csv, md = accuracy_text(ds)
+    rows = {line.split(" | ")[2]: line for line in md.splitlines()[2:]}
+    assert "diverged (1/3)" in rows["rfg-layer"] and "2/3" in rows["rfg-layer"]
+    assert rows["wp-layer"].count("diverged (3/3)") >= 4  # every value cell says so
+    assert "0.03 ± 0.01" in rows["bp"] and "2.33" in rows["rfg-layer"]
+    assert len(csv.splitlines()) == 1 + 4
+
+
+def test_cost_keeps_diverged_runs_and_energy_skips_ann():
+    runs, metrics = study()
+    cost = cost_table(runs, metrics).sel({"target": "parabola", "model": "mlp"})
+    assert list(cost["steps"].sel({"method": "wp-layer"}).values) == [5, 5, 5]
+    assert float(cost["wall_time_ratio_to_bp"].sel({"method": "rfg-layer"})) == pytest.approx(1.0)
+    energy_ds = energy_table(runs, metrics)
+    assert "ann" not in energy_ds["method"].values
+    sop = energy_ds["sop_total"].sel({"target": "parabola", "model": "mlp", "method": "bp"})
+    np.testing.assert_allclose(sop, [100, 200, 300])
+    assert list(energy_ds["layer"].values) == ["hidden0", "hidden1"]
+    for text in (cost_text, energy_text):
+        csv, md = text(cost_table(runs, metrics) if text is cost_text else energy_ds)
+        assert len(md.splitlines()) == 2 + len({run.rsplit('/', 1)[0] for run in runs
+                                                if text is cost_text or "ann" not in run})
+
+
+def test_every_figure_uses_the_method_colours(monkeypatch):
+    colours = {}
+
+    def keep(fig, png, pdf):
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                if not str(line.get_label()).startswith("_"):
+                    colours[str(line.get_label()).split(",")[0]] = line.get_color()
+        figures.plt.close(fig)
+
+    monkeypatch.setattr(figures, "save", keep)
+    bench = xr.Dataset({"step_time": (("estimator", "K", "T"), np.ones((3, 2, 2))),
+                        "peak_memory": (("estimator", "K", "T"), np.ones((3, 2, 2)))},
+                       coords={"estimator": ["bp", "rfg-layer", "wp-layer"], "K": [1, 4], "T": [8, 16]})
+    figures.plot_estimator_cost(bench, "x.png", "x.pdf")
+    for estimator in ("bp", "rfg-layer", "wp-layer"):
+        assert colours[estimator] == figures.METHOD_COLOURS[estimator]
+    runs, metrics = study()
+    colours.clear()
+    histories = {("mlp", m): {0: history()} for m in ("bp", "rfg-layer")}
+    figures.plot_training(histories, "x.png", "x.pdf")
+    assert colours == {m: figures.METHOD_COLOURS[m] for m in ("bp", "rfg-layer")}
+    assert figures.method_colour("new-method") == figures.method_colour("new-method")
