@@ -36,7 +36,7 @@ $(SLURM_STAMP): $(STAMP) requirements-slurm.txt
 install-slurm slurm-venv: $(SLURM_STAMP)
 
 # Live test of workflow/profiles/slurm on a throw-away one-node cluster (root, Debian; installs
-# slurm-wlm and munge if missing; a few minutes). See tools/slurm_live_test.sh.
+# slurm-wlm and munge if missing; ~10 minutes on 2 cores). See tools/slurm_live_test.sh.
 slurm-test: $(SLURM_STAMP)
 	PYTHON=$(abspath $(BIN))/python tools/slurm_live_test.sh
 
