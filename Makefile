@@ -1,11 +1,12 @@
 # Two commands on a fresh machine:  make run  (the full study)  and  make test.
+# Optional: make install-slurm (SLURM executor plugin), make slurm-test (live test, root, Debian).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: run test quick report venv clean-venv
+.PHONY: run test quick report venv clean-venv install-slurm slurm-venv slurm-test
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,19 @@ quick: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The SLURM executor plugin (requirements-slurm.txt) into .venv: not part of run or test.
+SLURM_STAMP := $(VENV)/.installed-slurm
+$(SLURM_STAMP): $(STAMP) requirements-slurm.txt
+	$(BIN)/python -m pip install --quiet -r requirements-slurm.txt
+	touch $(SLURM_STAMP)
+
+install-slurm slurm-venv: $(SLURM_STAMP)
+
+# Live test of workflow/profiles/slurm on a throw-away one-node cluster (root, Debian; installs
+# slurm-wlm and munge if missing; ~10 minutes on 2 cores). See tools/slurm_live_test.sh.
+slurm-test: $(SLURM_STAMP)
+	PYTHON=$(abspath $(BIN))/python tools/slurm_live_test.sh
 
 clean-venv:
 	rm -rf $(VENV)

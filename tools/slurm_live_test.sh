@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# Live test of the SLURM profile (workflow/profiles/slurm) on a throw-away one-node cluster.
+#
+#   sudo tools/slurm_live_test.sh            (or: make slurm-test, which installs the plugin)
+#
+# As root on Debian: installs slurm-wlm and munge if missing, writes a private slurm.conf and
+# munge key under a temporary directory (nothing under /etc is touched), starts munged,
+# slurmctld and slurmd in the foreground (their PIDs recorded), runs the quick overlay once
+# locally and once through the SLURM profile, each in a scratch copy of the repository, then
+#   - checks that every job Snakemake ran went through SLURM: the rules of the non-local jobs
+#     in Snakemake's log equal the rules (from the job comments) of this run's SLURM jobs as
+#     squeue lists them, all COMPLETED, one SLURM log file each, and the only local jobs are
+#     the action-less target `all`;
+#   - checks that the data variables of every NetCDF file under data/ and results/ (except
+#     results/bench, whose values are timings, and the wall_time variables) equal the local
+#     run's (fwdsnn.io.data_variables_equal);
+# and stops exactly the daemons it started, by PID, on exit (also on failure or Ctrl-C).
+# Prints a summary; exits non-zero on any failure.
+#
+# Environment: PYTHON (default .venv/bin/python, with snakemake-executor-plugin-slurm),
+# KEEP=1 keeps the scratch directory, SLURM_TEST_PORT (default 17817; uses it and the next),
+# STATUS_INTERVAL seconds before/between the plugin's status checks (default 5).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PYTHON=${PYTHON:-$REPO/.venv/bin/python}
+PORT=${SLURM_TEST_PORT:-17817}
+STATUS_INTERVAL=${STATUS_INTERVAL:-5}
+OVERLAY=(--configfile config.yaml workflow/configs/quick.yaml)
+PARTITION=fwdsnn
+
+T0=$(date +%s)
+say() { printf '[slurm-test %4ss] %s\n' "$(($(date +%s) - T0))" "$*"; }
+die() { say "FAIL: $*"; exit 1; }
+
+[[ $EUID -eq 0 ]] || die "must run as root (it installs packages and starts slurmd)"
+[[ -r /etc/debian_version ]] || die "needs Debian (apt-get, slurm-wlm)"
+[[ -x $PYTHON ]] || die "$PYTHON not found: run 'make install-slurm' first"
+"$PYTHON" -c "import snakemake_executor_plugin_slurm" 2>/dev/null \
+    || die "snakemake-executor-plugin-slurm is not installed for $PYTHON: run 'make install-slurm'"
+
+# --- packages -------------------------------------------------------------------------------
+if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
+        || ! command -v munged >/dev/null || ! command -v sbatch >/dev/null; then
+    say "installing slurm-wlm and munge (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends slurm-wlm munge >/dev/null
+fi
+say "$(slurmctld -V), $(munged -V | awk '{print $1}')"
+
+# --- scratch directory and cleanup ----------------------------------------------------------
+WORK=$(mktemp -d /tmp/fwdsnn-slurm-test.XXXXXX)
+chmod 700 "$WORK"
+declare -A DAEMON_PID=()
+STEPD_BEFORE=$(pgrep -x slurmstepd | sort || true)
+FAILED=1
+
+stop_pid() {  # stop one process we started: TERM, wait up to 20 s, then KILL
+    local name=$1 pid=$2
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }; sleep 0.5; done
+    say "$name (pid $pid) ignored SIGTERM: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    if [[ -n ${DAEMON_PID[slurmctld]:-} ]] && kill -0 "${DAEMON_PID[slurmctld]}" 2>/dev/null; then
+        scancel --full --user root 2>/dev/null  # only this private cluster's jobs
+        for _ in $(seq 20); do [[ -z $(squeue -h -t PD,R,CG 2>/dev/null) ]] && break; sleep 0.5; done
+    fi
+    for name in slurmd slurmctld munged; do
+        [[ -n ${DAEMON_PID[$name]:-} ]] && stop_pid "$name" "${DAEMON_PID[$name]}"
+    done
+    # job step daemons of this cluster (started by our slurmd after we began) must be gone too
+    local left
+    left=$(comm -13 <(echo "$STEPD_BEFORE") <(pgrep -x slurmstepd | sort) | grep . || true)
+    for pid in $left; do say "leftover slurmstepd $pid: stopping it"; stop_pid slurmstepd "$pid"; done
+    local alive=""
+    for name in "${!DAEMON_PID[@]}"; do kill -0 "${DAEMON_PID[$name]}" 2>/dev/null && alive+=" $name"; done
+    if [[ -n $alive ]]; then say "FAIL: still running:$alive"; rc=1; fi
+    if [[ $rc -ne 0 || $FAILED -ne 0 ]]; then
+        for log in slurmctld.log slurmd.log munged.log; do
+            [[ -f $WORK/log/$log ]] && { echo "--- tail $log"; tail -n 15 "$WORK/log/$log"; }
+        done
+        say "scratch directory kept for inspection: $WORK"
+        [[ $rc -eq 0 ]] && rc=1
+    elif [[ ${KEEP:-0} == 1 ]]; then
+        say "scratch directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    say "daemons stopped; exit $rc"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- cluster configuration ------------------------------------------------------------------
+HOST=$(hostname -s)
+CPUS=$(nproc)
+MEM_MB=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
+[[ $CPUS -ge 2 ]] || die "needs 2 CPUs (the profile gives bench cpus_per_task: 2)"
+[[ $MEM_MB -ge 4500 ]] || die "needs 4.5 GB of memory (the profile asks up to 4000 MB per job)"
+for p in "$PORT" "$((PORT + 1))"; do
+    ss -Hltn "sport = :$p" | grep -q . && die "port $p is in use (a cluster left running? set SLURM_TEST_PORT)"
+done
+mkdir -p "$WORK"/{log,state,spool,munge}
+export SLURM_CONF=$WORK/slurm.conf
+cat >"$SLURM_CONF" <<EOF
+ClusterName=fwdsnn-test
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmctldPort=$PORT
+SlurmdPort=$((PORT + 1))
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$WORK/munge/munge.socket
+StateSaveLocation=$WORK/state
+SlurmdSpoolDir=$WORK/spool/%n
+SlurmctldPidFile=$WORK/slurmctld.pid
+SlurmdPidFile=$WORK/slurmd.pid
+SlurmctldLogFile=$WORK/log/slurmctld.log
+SlurmdLogFile=$WORK/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SwitchType=switch/none
+MpiDefault=none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+ReturnToService=2
+# squeue must still list finished jobs when the plugin asks (and for the check below)
+MinJobAge=3600
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
+PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+EOF
+# snakemake-executor-plugin-slurm-jobstep 0.6.1 runs each job's `srun` with every SLURM_*
+# variable but the job's identity removed, SLURM_CONF included: an srun on PATH that puts it
+# back lets that srun find this private config (clusters with /etc/slurm/slurm.conf or
+# configless Slurm do not need this).
+mkdir -p "$WORK/bin"
+printf '#!/bin/sh\nSLURM_CONF=%s exec %s "$@"\n' "$SLURM_CONF" "$(command -v srun)" >"$WORK/bin/srun"
+chmod 755 "$WORK/bin/srun"
+dd if=/dev/urandom of="$WORK/munge/munge.key" bs=1024 count=1 status=none
+chmod 600 "$WORK/munge/munge.key"
+
+# --- daemons --------------------------------------------------------------------------------
+say "starting munged, slurmctld, slurmd ($HOST: $CPUS CPUs, $MEM_MB MB; config $SLURM_CONF)"
+munged --foreground --force --key-file="$WORK/munge/munge.key" --socket="$WORK/munge/munge.socket" \
+    --pid-file="$WORK/munge/munged.pid" --log-file="$WORK/log/munged.log" \
+    --seed-file="$WORK/munge/munged.seed" >>"$WORK/log/munged.out" 2>&1 &
+DAEMON_PID[munged]=$!
+for _ in $(seq 40); do [[ -S $WORK/munge/munge.socket ]] && break; sleep 0.25; done
+[[ -S $WORK/munge/munge.socket ]] || die "munged did not start"
+slurmctld -D -f "$SLURM_CONF" >>"$WORK/log/slurmctld.out" 2>&1 &
+DAEMON_PID[slurmctld]=$!
+for _ in $(seq 60); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.5; done
+scontrol ping 2>/dev/null | grep -q UP || die "slurmctld did not come up"
+slurmd -D -f "$SLURM_CONF" >>"$WORK/log/slurmd.out" 2>&1 &
+DAEMON_PID[slurmd]=$!
+for _ in $(seq 60); do [[ $(sinfo -h -o %T 2>/dev/null) == idle ]] && break; sleep 0.5; done
+[[ $(sinfo -h -o %T) == idle ]] || die "node not idle: $(sinfo -h -o '%T %E')"
+say "cluster up: pids munged ${DAEMON_PID[munged]}, slurmctld ${DAEMON_PID[slurmctld]}, slurmd ${DAEMON_PID[slurmd]}"
+
+# --- the two runs ---------------------------------------------------------------------------
+copy_repo() {
+    mkdir -p "$1"
+    cp -r "$REPO/Snakefile" "$REPO/config.yaml" "$REPO/workflow" "$REPO/fwdsnn" "$1/"
+    find "$1" -name __pycache__ -prune -exec rm -rf {} +
+}
+copy_repo "$WORK/local"
+copy_repo "$WORK/slurm"
+
+say "local run of the quick overlay (-c $CPUS)"
+t=$(date +%s)
+(cd "$WORK/local" && PYTHONPATH=$WORK/local "$PYTHON" -m snakemake -c "$CPUS" "${OVERLAY[@]}" \
+    >"$WORK/log/local.log" 2>&1) || { tail -n 30 "$WORK/log/local.log"; die "local run failed"; }
+LOCAL_S=$(($(date +%s) - t))
+
+say "SLURM run of the quick overlay (--profile workflow/profiles/slurm)"
+t=$(date +%s)
+(cd "$WORK/slurm" && PATH=$WORK/bin:$PATH PYTHONPATH=$WORK/slurm "$PYTHON" -m snakemake \
+    --profile workflow/profiles/slurm --default-resources slurm_partition=$PARTITION \
+    --slurm-no-account --slurm-keep-successful-logs \
+    --slurm-init-seconds-before-status-checks "$STATUS_INTERVAL" "${OVERLAY[@]}" \
+    >"$WORK/log/slurm.log" 2>&1) || { tail -n 40 "$WORK/log/slurm.log"; die "SLURM run failed"; }
+SLURM_S=$(($(date +%s) - t))
+
+# --- checks ---------------------------------------------------------------------------------
+squeue -h --states=all -o '%i|%j|%T|%k' >"$WORK/log/squeue.txt"
+say "checking"
+"$PYTHON" - "$WORK" <<'PYEOF' || die "checks failed (see above)"
+import collections
+import re
+import sys
+from pathlib import Path
+
+from fwdsnn import io
+
+work = Path(sys.argv[1])
+log = (work / "log" / "slurm.log").read_text()
+problems = []
+
+# 1. every job through SLURM
+uuids = set(re.findall(r"SLURM run ID: ([0-9a-f-]+)", log))
+if len(uuids) != 1:
+    problems.append(f"expected one SLURM run ID in Snakemake's log, found {uuids}")
+jobs = collections.Counter(re.findall(r"^rule (\w+):$", log, flags=re.M))
+local = collections.Counter(re.findall(r"^localrule (\w+):$", log, flags=re.M))
+finished = len(re.findall(r"^Finished jobid: \d+", log, flags=re.M))
+slurm = collections.Counter()
+states = collections.Counter()
+for line in (work / "log" / "squeue.txt").read_text().splitlines():
+    jobid, name, state, comment = line.split("|", 3)
+    if name in uuids:
+        states[state] += 1
+        slurm[re.sub(r"^rule_([A-Za-z0-9_]+?)(_wildcards_.*)?$", r"\1", comment)] += 1
+slurm_logs = list((work / "slurm" / ".snakemake" / "slurm_logs").rglob("*.log"))
+submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", log))
+if not jobs:
+    problems.append("Snakemake's log lists no jobs")
+if jobs != slurm:
+    problems.append(f"jobs in Snakemake's log {dict(jobs)} != SLURM jobs by rule {dict(slurm)}")
+if set(states) != {"COMPLETED"}:
+    problems.append(f"SLURM job states {dict(states)}")
+if set(local) - {"all"}:
+    problems.append(f"jobs ran locally: {dict(local)}")
+if len(slurm_logs) != sum(jobs.values()) or len(submitted) != sum(jobs.values()):
+    problems.append(f"{len(slurm_logs)} SLURM log files, {len(submitted)} submissions "
+                    f"for {sum(jobs.values())} jobs")
+if finished != sum(jobs.values()) + sum(local.values()):
+    problems.append(f"{finished} finished jobs, {sum(jobs.values()) + sum(local.values())} planned")
+print(f"  jobs: {sum(jobs.values())} through SLURM ({len(slurm_logs)} SLURM logs, squeue: "
+      f"{dict(states)}), local: {dict(local)}")
+
+# 2. same data variables as the local run
+compared = 0
+for path in sorted((work / "local").glob("data/**/*.nc")) + sorted((work / "local").glob("results/**/*.nc")):
+    rel = path.relative_to(work / "local")
+    if rel.parts[:2] == ("results", "bench"):
+        continue  # timings
+    other = work / "slurm" / rel
+    if not other.exists():
+        problems.append(f"{rel}: missing from the SLURM run")
+        continue
+    a, b = io.read_dataset(path), io.read_dataset(other)
+    timing = [name for name in a.variables if "wall_time" in name]
+    if not io.data_variables_equal(a.drop_vars(timing), b.drop_vars(timing, errors="ignore")):
+        problems.append(f"{rel}: data variables differ between the local and the SLURM run")
+    compared += 1
+runs = len(list((work / "local").glob("results/runs/**/*.nc")))
+if compared == 0 or runs == 0:
+    problems.append("no NetCDF files compared")
+print(f"  equality: {compared} NetCDF files compared (data/ and results/ without results/bench; "
+      f"{runs} under results/runs), {sum('differ' in p or 'missing' in p for p in problems)} differ")
+for problem in problems:
+    print("  PROBLEM:", problem)
+sys.exit(1 if problems else 0)
+PYEOF
+
+FAILED=0
+say "PASS: local run ${LOCAL_S} s, SLURM run ${SLURM_S} s, total $(($(date +%s) - T0)) s"
