@@ -16,7 +16,7 @@ from fwdsnn import io
 from fwdsnn.config import validate_config
 from fwdsnn.data import make_problem
 from fwdsnn.grad import mse
-from fwdsnn.train import run_training
+from fwdsnn.train import resolve_device, run_training
 from fwdsnn.weights import load_model
 
 SETTINGS = validate_config({
@@ -120,3 +120,13 @@ def test_killed_run_resumes_to_identical_results(parabola, tmp_path):
 def test_loss_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match=r"model output \(4, 1\) does not match the target \(4,\)"):
         mse(torch.zeros(4, 1), torch.zeros(4))
+
+
+def test_device_auto_falls_back_to_the_cpu_with_one_log_line(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level("INFO", logger="fwdsnn.train"):
+        assert resolve_device("auto") == torch.device("cpu")
+        assert resolve_device("cpu") == torch.device("cpu")
+    assert [r.getMessage() for r in caplog.records] == ["CUDA unavailable: training on the CPU"]
+    with pytest.raises(RuntimeError, match="device: cuda was requested"):
+        resolve_device("cuda")
