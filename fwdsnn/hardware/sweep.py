@@ -15,15 +15,15 @@ from fwdsnn import io
 from fwdsnn.hardware.format import STAGE as HARDWARE_STAGE
 
 
-def _mean_rel_l2(path: str | Path, stage: str) -> float:
-    """Test rel-L2, mean over test functions (the study's metric), from a prediction file."""
-    return float(np.mean(io.read_dataset(path, stage=stage, variables=("rel_l2",))["rel_l2"]))
+def _mean_rel_l2(path: str | Path) -> float:
+    """Test rel-L2, mean over test functions (the study's metric), of an emulated prediction."""
+    return float(np.mean(io.read_dataset(path, stage=HARDWARE_STAGE, variables=("rel_l2",))["rel_l2"]))
 
 
-def bit_sweep(runs: list[str], bits: list[int], predictions: Mapping[str, str],
-              emulated: Mapping[tuple[str, int], str], statuses: Mapping[str, str]) -> xr.Dataset:
-    """runs are 'target/model/method/sSEED'; predictions[run] the float prediction.nc,
-    emulated[(run, bits)] the emulator's, statuses[run] the training status."""
+def bit_sweep(runs: list[str], bits: list[int], metrics: Mapping[str, xr.Dataset],
+              emulated: Mapping[tuple[str, int], str]) -> xr.Dataset:
+    """runs are 'target/model/method/sSEED'; metrics[run] the run's metrics.nc (float error
+    and training status, computed once there), emulated[(run, bits)] the emulator's output."""
     parts = [run.split("/") for run in runs]
     experiments = sorted({f"{t}/{m}" for t, m, _, _ in parts})
     methods = sorted({method for _, _, method, _ in parts})
@@ -33,12 +33,12 @@ def bit_sweep(runs: list[str], bits: list[int], predictions: Mapping[str, str],
     status = np.full(shape, "not run", dtype=object)
     for run, (target, model, method, seed) in zip(runs, parts):
         at = (experiments.index(f"{target}/{model}"), methods.index(method), seeds.index(int(seed[1:])))
-        status[at] = statuses[run]
-        if statuses[run] != "completed":
+        status[at] = metrics[run].attrs["status"]
+        if status[at] != "completed":
             continue
-        float_err[at] = _mean_rel_l2(predictions[run], "train")
+        float_err[at] = float(metrics[run]["rel_l2_mean"])
         for k, b in enumerate(bits):
-            emul_err[(*at, k)] = _mean_rel_l2(emulated[(run, b)], HARDWARE_STAGE)
+            emul_err[(*at, k)] = _mean_rel_l2(emulated[(run, b)])
     dims = ("experiment", "method", "seed")
     ratio = emul_err / float_err[..., None]
     return xr.Dataset(

@@ -60,8 +60,7 @@ rule energy:
 
 rule bit_sweep:
     input:
-        predictions=expand("results/runs/{run}/prediction.nc", run=SPIKING_RUNS),
-        histories=expand("results/runs/{run}/history.nc", run=SPIKING_RUNS),
+        metrics=expand("results/runs/{run}/metrics.nc", run=SPIKING_RUNS),
         emulated=expand("results/hardware/{run}/emulated_w{bits}.nc", run=SPIKING_RUNS, bits=HARDWARE_BITS),
     output:
         table="results/tables/bit_sweep.nc",
@@ -74,7 +73,7 @@ rule bit_sweep:
     params:
         runs=SPIKING_RUNS,
         bits=HARDWARE_BITS,
-        code=code_fingerprint("fwdsnn.hardware.sweep", "fwdsnn.figures"),
+        code=code_fingerprint("fwdsnn.hardware.sweep", "fwdsnn.tables", "fwdsnn.figures"),
     log:
         log_path("hardware", "bit_sweep"),
     benchmark:
