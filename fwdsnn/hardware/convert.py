@@ -29,11 +29,17 @@ the graded first layer it sends the integer c that makes the bias column fill it
 range by itself (weight b / c), so a small bias is not rounded on the scale of large weights.
 
 Choices, per layer:
-- State scale: from a worst-case bound, so that no input whatsoever can wrap the current or
-  saturate the voltage: with the quantised weights, |a| <= sum_j |W_int| max|x_j| (+1 for the
-  floor), |u| <= 64 max|a| / alpha_s and |v| <= max|u| / alpha_m <= 2^23 - 1. It needs no data;
-  on the trained parabola and poisson1d nets it lies 4-11x above the currents they reach, so
-  2-3 of the 24 bits stay unused (the threshold is still 300-5000 << 6 units). The scale is then
+- State scale: from a worst-case bound, so that no input whatsoever can wrap the current:
+  with the quantised weights, |a| <= sum_j |W_int| max|x_j| (+1 for the floor) and
+  |u| <= 64 max|a| / alpha_s <= 2^23 - 1. It needs no data. A LIF voltage needs no bound of
+  its own: above the threshold it spikes and resets whether or not it saturated, and it
+  saturates at -(2^23 - 1) only under inhibition 1/alpha_m deeper than the threshold scale,
+  where neither network spikes (on the trained nets: first-layer neurons with a negative
+  constant current). Bounding v as well would cost log2(1/alpha_m) = 3.3 bits of resolution:
+  one unit of a moves v by 64 / (alpha_s alpha_m) units in the steady state, and with the
+  v bound the threshold was only 16-100 such units on the parabola net, so rounding the Dense
+  output cost 1.7% of the spikes at 16-bit weights; with the u bound it is 130-880 units.
+  The readout (no reset; its voltage is the output) keeps |v| <= max|u| / alpha_m. The scale is then
   coarsened by less than 2x so that the largest weight fills the mantissa range exactly (the
   state has bits to spare, the weights do not); for LIF layers it is v_th / (64 vth) with an
   integer vth <= 2^17 - 1; for the readout (no threshold) any float.
@@ -82,7 +88,14 @@ def _decays(p, dt: float) -> tuple[int, int, float, float]:
     if not (0 <= du < unity and 0 < dv <= unity):
         raise ValueError(f"decays du={du}, dv={dv} outside Lava's 12-bit range "
                          "(dt * tau_inv too small or too large)")
-    return du, dv, (du + 1) / unity, dv / unity
+    alpha_s, alpha_m = (du + 1) / unity, dv / unity
+    wanted = (dt * float(p.tau_syn_inv), dt * float(p.tau_mem_inv))
+    if not np.allclose((alpha_s, alpha_m), wanted, rtol=1e-9, atol=0.0):
+        # a 0.1% decay error alone changes ~1% of the spikes of a trained 3-layer net
+        log.warning("dt * tau_inv = %.6g, %.6g are not multiples of 1/%d: the chip decays by "
+                    "%.6g, %.6g instead; make 4096 dt tau_inv integers (dt = 2^-10 s for integer "
+                    "tau_inv) for an exact mapping", *wanted, unity, alpha_s, alpha_m)
+    return du, dv, alpha_s, alpha_m
 
 
 def _levels(bits: int) -> tuple[int, int]:
@@ -107,7 +120,8 @@ def convert_layer(name: str, weight: np.ndarray, bias: np.ndarray, p, dt: float,
     largest = float(np.max(np.abs(w_per_scale), initial=0.0 if graded else largest_bias))
     peak_current = float(np.max(np.abs(weight) @ np.full(weight.shape[1], input_scale * peak_input)
                                 + np.abs(bias)))
-    min_scale = peak_current / alpha_s / V_LIMIT  # float bound on |v| fits
+    gain = alpha_m if spiking else 1.0  # bound u (LIF) or v = u / alpha_m (readout)
+    min_scale = gain * peak_current / alpha_s / V_LIMIT  # float bound: it fits
     for _ in range(100):
         # coarsen the state by < 2x so that the largest weight fills the mantissa exactly
         scale = min_scale
@@ -126,7 +140,7 @@ def convert_layer(name: str, weight: np.ndarray, bias: np.ndarray, p, dt: float,
         stored = np.clip(np.rint(raw / 2 ** drop), -top, top).astype(np.int64) << drop
         peak_message = np.append(np.full(weight.shape[1], peak_input), always_on).astype(np.float64)
         peak_a = float(np.max(np.abs(stored) @ peak_message)) * 2.0 ** exponent + 1
-        excess = 2 ** ACT_SHIFT * peak_a / (alpha_s * alpha_m) / V_LIMIT
+        excess = gain * 2 ** ACT_SHIFT * peak_a / (alpha_s * alpha_m) / V_LIMIT
         if excess <= 1:
             break
         min_scale *= max(excess, 1.02)  # rounding may hide small steps: move on by 2% at least

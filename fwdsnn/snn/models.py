@@ -13,8 +13,10 @@ from torch import Tensor, nn
 
 from fwdsnn.snn.lif import LIFLayer, LILayer
 
+# Norse's LIF, except dt = 2^-10 s (not 1 ms): then dt tau_inv is a multiple of 1/4096 for every
+# integer tau_inv, so Loihi's 12-bit decays realise the trained network exactly (hardware/convert).
 NEURON_DEFAULTS = {"tau_syn_inv": 200.0, "tau_mem_inv": 100.0, "v_th": 1.0, "v_leak": 0.0,
-                   "v_reset": 0.0, "dt": 1e-3}
+                   "v_reset": 0.0, "dt": 2.0 ** -10}
 DECODES = ("last", "mean")
 KINDS = ("spiking_mlp", "spiking_deeponet", "spiking_seponet")
 MLP_KEYS = ("width", "depth", "steps", "neuron", "gain", "decode", "window")  # model config
