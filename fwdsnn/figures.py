@@ -148,26 +148,26 @@ def plot_estimator_cost(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> Non
 
 
 def plot_bit_sweep(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
-    """Per experiment: emulated test error vs weight bits (median over seeds) per method, with
-    the float network's error as a dashed line of the same colour."""
-    experiments = ds["experiment"].values
+    """Per experiment (target/model): emulated test error vs weight bits (median over seeds) per
+    method, with the float network's error as a dashed line of the same colour."""
+    experiments = [(t, m) for t in ds["target"].values for m in ds["model"].values
+                   if int(ds["n_runs"].sel(target=t, model=m).sum())]
     fig, axes = plt.subplots(1, len(experiments), figsize=(3.8 * len(experiments), 3.4),
                              squeeze=False, constrained_layout=True)
     bits = ds["bits"].values
-    for experiment, ax in zip(experiments, axes[0]):
+    for (target, model), ax in zip(experiments, axes[0]):
         for method in ds["method"].values:
-            cell = ds.sel({"experiment": experiment, "method": method})  # not method=: a .sel keyword
-            emulated = cell["emulated_rel_l2"].median("seed", skipna=True)
+            cell = ds.sel({"target": target, "model": model, "method": method})  # not method=: a .sel keyword
+            emulated = cell["emulated_rel_l2_seed_median"]
             if np.all(np.isnan(emulated)):
                 continue
             ax.plot(bits, emulated, marker="o", ms=3, color=method_colour(method), label=str(method))
-            ax.axhline(float(cell["float_rel_l2"].median(skipna=True)), ls="--", lw=0.8,
-                       color=method_colour(method))
+            ax.axhline(float(cell["rel_l2_mean_seed_median"]), ls="--", lw=0.8, color=method_colour(method))
         ax.set_yscale("log")
         ax.set_xticks(bits)
         ax.set_xlabel(axis_label(ds["bits"]))
         ax.set_ylabel(axis_label(ds["emulated_rel_l2"]))
-        ax.set_title(f"{experiment} (dashed: float SNN)", fontsize=9, loc="left")
+        ax.set_title(f"{target}/{model} (dashed: float SNN)", fontsize=9, loc="left")
     axes[0][0].legend(fontsize=6)
     save(fig, png, pdf)
 

@@ -1,4 +1,5 @@
-"""Aggregate tables over the study: accuracy, training cost, work and energy per inference.
+"""Aggregate tables over the study: accuracy, training cost, work and energy per inference, and
+the bit sweep (emulated error against weight bits).
 
 Each table is a Dataset with dims target x model x method x seed (entries of runs that the
 study does not train are NaN with status ``not run``), plus summaries over seeds per
@@ -19,6 +20,8 @@ import numpy as np
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.hardware.format import LAVA_MAX_WEIGHT_BITS
+from fwdsnn.hardware.format import STAGE as HARDWARE_STAGE
 
 DIMS = ("target", "model", "method", "seed")
 SUMMARY_DIMS = DIMS[:-1]
@@ -146,6 +149,40 @@ def energy_table(runs, metrics) -> xr.Dataset:
     return ds
 
 
+def bit_sweep_table(runs, metrics, emulated_errors: Mapping[tuple[str, int], float],
+                    bits: Sequence[int]) -> xr.Dataset:
+    """The float error table plus the emulated error of every run at each weight width
+    (emulated_errors[(run, bits)], mean over test functions), their seed medians and the
+    ratio to the float error; diverged runs have nothing to convert and stay NaN."""
+    ds = table(runs, metrics, {"variables": ("rel_l2_mean",), "masked": True})
+    ds = ds.assign_coords(bits=("bits", np.array(bits, dtype=int), {"long_name": "weight mantissa bits",
+                                                                   "units": "bit"}))
+    coords = _coords(runs)
+    values = np.full((*(ds.sizes[dim] for dim in DIMS), len(bits)), np.nan)
+    for run in runs:
+        if metrics[run].attrs["status"] != DIVERGED:
+            values[_index(run, coords)] = [emulated_errors[(run, b)] for b in bits]
+    ds["emulated_rel_l2"] = ((*DIMS, "bits"), values,
+                             {"long_name": "emulated test relative L2 error", "units": "1"})
+    ds["ratio_to_float"] = (ds["emulated_rel_l2"] / ds["rel_l2_mean"]).assign_attrs(
+        long_name="emulated / float test relative L2 error", units="1")
+    median = ds["emulated_rel_l2"].median("seed", skipna=True)
+    ds["emulated_rel_l2_seed_median"] = median.assign_attrs(
+        long_name="emulated test relative L2 error, median over seeds", units="1")
+    ds["emulated_ratio_to_float"] = (median / ds["rel_l2_mean_seed_median"]).assign_attrs(
+        long_name="emulated error median over seeds / float error median over seeds", units="1")
+    return ds
+
+
+def read_emulated_errors(runs: Sequence[str], bits: Sequence[int], paths: Sequence[str | Path]
+                         ) -> dict[tuple[str, int], float]:
+    """Test rel-L2, mean over test functions (the study's metric), of each emulated_w*.nc;
+    paths ordered run-major as [(run, b) for run in runs for b in bits]."""
+    keys = [(run, b) for run in runs for b in bits]
+    return {key: float(np.mean(io.read_dataset(path, stage=HARDWARE_STAGE, variables=("rel_l2",))["rel_l2"]))
+            for key, path in zip(keys, paths)}
+
+
 # ---- text tables -------------------------------------------------------------------------
 
 def _rows(ds: xr.Dataset) -> list[tuple[str, str, str, xr.Dataset]]:
@@ -243,6 +280,20 @@ def energy_text(ds: xr.Dataset) -> tuple[str, str]:
         col("energy_ann_median_pj", "energy ANN twin [pJ]", "energy_ann"),
         col("energy_ratio_median", "SNN / ANN", "energy_ratio", ".3f"),
     ], masked=True)
+
+
+def bit_sweep_text(ds: xr.Dataset) -> tuple[str, str]:
+    """Medians over seeds: the float error, the emulated error at each width, and at the chip's
+    native width (8 bits, Lava's Dense) the ratio of the two."""
+    def at(b):
+        return lambda c: float(c["emulated_rel_l2_seed_median"].sel(bits=b))
+    native = LAVA_MAX_WEIGHT_BITS
+    columns = [("float_median", "float", lambda c: _fmt(_median("rel_l2_mean")(c), ".4f"), _median("rel_l2_mean"))]
+    columns += [(f"w{b}_median", f"w{b}", lambda c, b=b: _fmt(at(b)(c), ".4f"), at(b)) for b in ds["bits"].values]
+    if native in ds["bits"].values:
+        ratio = lambda c: float(c["emulated_ratio_to_float"].sel(bits=native))  # noqa: E731
+        columns.append((f"w{native}_ratio_to_float", f"w{native} / float", lambda c: _fmt(ratio(c), ".3f"), ratio))
+    return _text_tables(ds, columns, masked=True)
 
 
 def write_table(ds: xr.Dataset, text: Callable[[xr.Dataset], tuple[str, str]], paths: Mapping[str, str | Path],

@@ -15,7 +15,7 @@ from fwdsnn.data import Affine, make_problem
 from fwdsnn.hardware.convert import convert, convert_run
 from fwdsnn.hardware.emulator import effective_weights, emulate, emulate_runs, run_layers
 from fwdsnn.hardware.format import HardwareNet, Layer, read_fixed, to_dataset, validate, write_fixed
-from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, build_model
+from fwdsnn.snn.models import SpikingMLP, build_model
 from fwdsnn.snn.spike import make_surrogate
 from fwdsnn.weights import model_dataset
 
@@ -97,22 +97,22 @@ def random_inputs(kind: str, seed: int = 1) -> tuple:
 
 
 def float_spikes(model, inputs: tuple) -> dict[str, np.ndarray]:
-    """Spike trains (steps, batch, n) of every LIF layer of the float model, named as in the
-    emulator, from the model's own layers (Norse's LIF)."""
-    def mlp_spikes(mlp, prefix, x):
-        current = mlp.linears[0](x)
-        h = current.expand(mlp.steps, *current.shape)
-        out = {}
-        for k, (linear, lif) in enumerate(zip(mlp.linears, mlp.lifs)):
-            h, _ = lif(linear(h) if k else h)
-            out[f"{prefix}hidden{k}"] = h.numpy() > 0
-        return out
-    with torch.no_grad():
-        if isinstance(model, SpikingMLP):
-            return mlp_spikes(model, "", inputs[0])
-        feeds = [inputs[0], inputs[1]] if isinstance(model, SpikingDeepONet) else [inputs[0], *inputs[1]]
-        return {key: value for (name, net), x in zip(model._subnets().items(), feeds)
-                for key, value in mlp_spikes(net, f"{name}.", x).items()}
+    """Spike trains (steps, batch, n) of every LIF layer, named as in the emulator, recorded
+    from the float model's own forward (Norse's LIF)."""
+    nets = {"": model} if isinstance(model, SpikingMLP) else {f"{n}.": net for n, net in model._subnets().items()}
+    spikes, hooks = {}, []
+    for prefix, net in nets.items():
+        for k, lif in enumerate(net.lifs):
+            def keep(module, args, output, key=f"{prefix}hidden{k}"):
+                spikes[key] = output[0].numpy() > 0
+            hooks.append(lif.register_forward_hook(keep))
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return spikes
 
 
 def numpy_inputs(inputs: tuple) -> tuple:

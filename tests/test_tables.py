@@ -8,7 +8,8 @@ import xarray as xr
 
 from fwdsnn import figures, io
 from fwdsnn.metrics import metrics_run, read_benchmark, run_metrics
-from fwdsnn.tables import accuracy_table, accuracy_text, cost_table, cost_text, energy_table, energy_text
+from fwdsnn.tables import (accuracy_table, accuracy_text, bit_sweep_table, bit_sweep_text, cost_table, cost_text,
+                           energy_table, energy_text)
 
 
 def history(steps=10, status="completed", layers=("hidden0", "hidden1"), planned=10):
@@ -139,6 +140,27 @@ def test_cost_keeps_diverged_runs_and_energy_skips_ann():
                                                 if text is cost_text or "ann" not in run})
 
 
+def test_bit_sweep_table_medians_ratios_and_diverged_runs():
+    runs, metrics = study()
+    spiking = [run for run in runs if "/ann/" not in run]
+    bits = [4, 8, 16]
+    errors = {(run, b): (0.5 / b) * (1 + int(run[-1])) for run in spiking for b in bits}  # seed s: x(1+s)
+    ds = bit_sweep_table(spiking, metrics, errors, bits)
+    cell = ds.sel({"target": "parabola", "model": "mlp"})
+    bp, rfg = cell.sel({"method": "bp"}), cell.sel({"method": "rfg-layer"})
+    np.testing.assert_allclose(bp["emulated_rel_l2"].sel(bits=8), [0.0625, 0.125, 0.1875])
+    np.testing.assert_allclose(bp["ratio_to_float"].sel(bits=8), [0.0625 / 0.02, 0.125 / 0.04, 0.1875 / 0.03])
+    assert float(bp["emulated_ratio_to_float"].sel(bits=8)) == pytest.approx(0.125 / 0.03)
+    assert np.isnan(rfg["emulated_rel_l2"].sel(seed=2)).all()  # diverged: nothing was converted
+    assert float(rfg["emulated_rel_l2_seed_median"].sel(bits=16)) == pytest.approx(0.5 / 16 * 1.5)
+    csv, md = bit_sweep_text(ds)
+    assert md.splitlines()[0].split(" | ")[3:8] == ["float", "w4", "w8", "w16", "w8 / float"]
+    rows = {line.split(" | ")[2]: line for line in md.splitlines()[2:]}
+    assert "| 0.0300 | 0.2500 | 0.1250 | 0.0625 | 4.167 |" in rows["bp"]
+    assert rows["wp-layer"].count("diverged (3/3)") == 6
+    assert len(csv.splitlines()) == 1 + 3
+
+
 def test_every_figure_uses_the_method_colours(monkeypatch):
     colours = {}
 
@@ -161,4 +183,9 @@ def test_every_figure_uses_the_method_colours(monkeypatch):
     histories = {("mlp", m): {0: history()} for m in ("bp", "rfg-layer")}
     figures.plot_training(histories, "x.png", "x.pdf")
     assert colours == {m: figures.METHOD_COLOURS[m] for m in ("bp", "rfg-layer")}
+    colours.clear()
+    spiking = [run for run in runs if "/ann/" not in run]
+    figures.plot_bit_sweep(bit_sweep_table(spiking, metrics, {(r, b): 0.1 for r in spiking for b in (4, 8)}, [4, 8]),
+                           "x.png", "x.pdf")
+    assert colours == {m: figures.METHOD_COLOURS[m] for m in ("bp", "rfg-layer")}  # wp-layer: all diverged
     assert figures.method_colour("new-method") == figures.method_colour("new-method")

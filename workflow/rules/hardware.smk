@@ -73,7 +73,7 @@ rule bit_sweep:
     params:
         runs=SPIKING_RUNS,
         bits=HARDWARE_BITS,
-        code=code_fingerprint("fwdsnn.hardware.sweep", "fwdsnn.tables", "fwdsnn.figures"),
+        code=code_fingerprint("fwdsnn.tables", "fwdsnn.figures"),
     log:
         log_path("hardware", "bit_sweep"),
     benchmark:

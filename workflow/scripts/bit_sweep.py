@@ -1,15 +1,14 @@
-"""Snakemake glue for the bit-sweep table and figure (see fwdsnn.hardware.sweep)."""
+"""Snakemake glue for the bit-sweep table and figure (see fwdsnn.tables.bit_sweep_table)."""
 
-from fwdsnn import io, logs
+from fwdsnn import logs
 from fwdsnn.figures import plot_bit_sweep
-from fwdsnn.hardware.sweep import bit_sweep, median_table, write_tables
-from fwdsnn.tables import read_metrics
+from fwdsnn.tables import bit_sweep_table, bit_sweep_text, read_emulated_errors, read_metrics, write_table
 
 logs.configure(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 runs, bits, inputs = snakemake.params.runs, snakemake.params.bits, snakemake.input  # noqa: F821
-emulated = dict(zip([(run, b) for run in runs for b in bits], inputs.emulated))
-ds = bit_sweep(runs, bits, read_metrics(runs, inputs.metrics), emulated)
+ds = bit_sweep_table(runs, read_metrics(runs, inputs.metrics), read_emulated_errors(runs, bits, inputs.emulated),
+                     bits)
 out = snakemake.output  # noqa: F821
-io.write_dataset(ds, out.table, stage="bit_sweep", config={"bits": bits}, inputs=inputs.metrics)
-write_tables(median_table(ds), out.csv, out.markdown)
+write_table(ds, bit_sweep_text, {"nc": out.table, "csv": out.csv, "md": out.markdown}, stage="bit_sweep",
+            config={"bits": bits, "runs": list(runs)}, inputs=[*inputs.metrics, *inputs.emulated])
 plot_bit_sweep(ds, out.png, out.pdf)
