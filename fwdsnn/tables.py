@@ -149,38 +149,43 @@ def energy_table(runs, metrics) -> xr.Dataset:
     return ds
 
 
-def bit_sweep_table(runs, metrics, emulated_errors: Mapping[tuple[str, int], float],
+def bit_sweep_table(runs, metrics, emulated: Mapping[tuple[str, int], tuple[float, float]],
                     bits: Sequence[int]) -> xr.Dataset:
-    """The float error table plus the emulated error of every run at each weight width
-    (emulated_errors[(run, bits)], mean over test functions), their seed medians and the
-    ratio to the float error; diverged runs have nothing to convert and stay NaN."""
+    """The float error table plus, for every run at each weight width, the emulated error and
+    spike agreement (emulated[(run, bits)], see read_emulated), their seed medians and the
+    error's ratio to the float error; diverged runs have nothing to convert and stay NaN."""
     ds = table(runs, metrics, {"variables": ("rel_l2_mean",), "masked": True})
     ds = ds.assign_coords(bits=("bits", np.array(bits, dtype=int), {"long_name": "weight mantissa bits",
                                                                    "units": "bit"}))
     coords = _coords(runs)
-    values = np.full((*(ds.sizes[dim] for dim in DIMS), len(bits)), np.nan)
+    values = np.full((2, *(ds.sizes[dim] for dim in DIMS), len(bits)), np.nan)
     for run in runs:
         if metrics[run].attrs["status"] != DIVERGED:
-            values[_index(run, coords)] = [emulated_errors[(run, b)] for b in bits]
-    ds["emulated_rel_l2"] = ((*DIMS, "bits"), values,
-                             {"long_name": "emulated test relative L2 error", "units": "1"})
+            values[(slice(None), *_index(run, coords))] = np.transpose([emulated[(run, b)] for b in bits])
+    for name, value, long_name in (
+            ("emulated_rel_l2", values[0], "emulated test relative L2 error"),
+            ("spike_agreement", values[1], "share of (neuron, step) pairs spiking as in the float network")):
+        ds[name] = ((*DIMS, "bits"), value, {"long_name": long_name, "units": "1"})
+        ds[f"{name}_seed_median"] = ds[name].median("seed", skipna=True).assign_attrs(
+            long_name=f"{long_name}, median over seeds", units="1")
     ds["ratio_to_float"] = (ds["emulated_rel_l2"] / ds["rel_l2_mean"]).assign_attrs(
         long_name="emulated / float test relative L2 error", units="1")
-    median = ds["emulated_rel_l2"].median("seed", skipna=True)
-    ds["emulated_rel_l2_seed_median"] = median.assign_attrs(
-        long_name="emulated test relative L2 error, median over seeds", units="1")
-    ds["emulated_ratio_to_float"] = (median / ds["rel_l2_mean_seed_median"]).assign_attrs(
-        long_name="emulated error median over seeds / float error median over seeds", units="1")
+    ds["emulated_ratio_to_float"] = (ds["emulated_rel_l2_seed_median"] / ds["rel_l2_mean_seed_median"]
+                                     ).assign_attrs(long_name="emulated error median over seeds / float "
+                                                    "error median over seeds", units="1")
     return ds
 
 
-def read_emulated_errors(runs: Sequence[str], bits: Sequence[int], paths: Sequence[str | Path]
-                         ) -> dict[tuple[str, int], float]:
-    """Test rel-L2, mean over test functions (the study's metric), of each emulated_w*.nc;
-    paths ordered run-major as [(run, b) for run in runs for b in bits]."""
+def read_emulated(runs: Sequence[str], bits: Sequence[int], paths: Sequence[str | Path]
+                  ) -> dict[tuple[str, int], tuple[float, float]]:
+    """(test rel-L2 as mean over test functions, the study's metric; spike agreement over all
+    LIF layers) of each emulated_w*.nc; paths ordered as [(run, b) for run in runs for b in bits]."""
     keys = [(run, b) for run in runs for b in bits]
-    return {key: float(np.mean(io.read_dataset(path, stage=HARDWARE_STAGE, variables=("rel_l2",))["rel_l2"]))
-            for key, path in zip(keys, paths)}
+    out = {}
+    for key, path in zip(keys, paths):
+        ds = io.read_dataset(path, stage=HARDWARE_STAGE, variables=("rel_l2",))
+        out[key] = (float(np.mean(ds["rel_l2"])), float(ds.attrs["spike_agreement_all"]))
+    return out
 
 
 # ---- text tables -------------------------------------------------------------------------
@@ -283,8 +288,9 @@ def energy_text(ds: xr.Dataset) -> tuple[str, str]:
 
 
 def bit_sweep_text(ds: xr.Dataset) -> tuple[str, str]:
-    """Medians over seeds: the float error, the emulated error at each width, and at the chip's
-    native width (8 bits, Lava's Dense) the ratio of the two."""
+    """Medians over seeds: the float error, the emulated error at each width, at the chip's
+    native width (8 bits, Lava's Dense) the ratio of the two, and at the finest width the share
+    of spikes that match the float network's."""
     def at(b):
         return lambda c: float(c["emulated_rel_l2_seed_median"].sel(bits=b))
     native = LAVA_MAX_WEIGHT_BITS
@@ -293,6 +299,9 @@ def bit_sweep_text(ds: xr.Dataset) -> tuple[str, str]:
     if native in ds["bits"].values:
         ratio = lambda c: float(c["emulated_ratio_to_float"].sel(bits=native))  # noqa: E731
         columns.append((f"w{native}_ratio_to_float", f"w{native} / float", lambda c: _fmt(ratio(c), ".3f"), ratio))
+    finest = int(ds["bits"].max())
+    same = lambda c: float(c["spike_agreement_seed_median"].sel(bits=finest))  # noqa: E731
+    columns.append((f"w{finest}_spike_agreement", f"spikes as float, w{finest}", lambda c: _fmt(same(c), ".4f"), same))
     return _text_tables(ds, columns, masked=True)
 
 

@@ -13,9 +13,9 @@ import torch
 from fwdsnn import io
 from fwdsnn.data import Affine, make_problem
 from fwdsnn.hardware.convert import convert, convert_run
-from fwdsnn.hardware.emulator import effective_weights, emulate, emulate_runs, run_layers
+from fwdsnn.hardware.emulator import effective_weights, emulate, emulate_run, run_layers
 from fwdsnn.hardware.format import HardwareNet, Layer, read_fixed, to_dataset, validate, write_fixed
-from fwdsnn.snn.models import SpikingMLP, build_model
+from fwdsnn.snn.models import build_model, record_spikes
 from fwdsnn.snn.spike import make_surrogate
 from fwdsnn.weights import model_dataset
 
@@ -96,25 +96,6 @@ def random_inputs(kind: str, seed: int = 1) -> tuple:
             "spiking_seponet": (u(12, 6, spread=2.0), [u(9, 1), u(7, 1)])}[kind]
 
 
-def float_spikes(model, inputs: tuple) -> dict[str, np.ndarray]:
-    """Spike trains (steps, batch, n) of every LIF layer, named as in the emulator, recorded
-    from the float model's own forward (Norse's LIF)."""
-    nets = {"": model} if isinstance(model, SpikingMLP) else {f"{n}.": net for n, net in model._subnets().items()}
-    spikes, hooks = {}, []
-    for prefix, net in nets.items():
-        for k, lif in enumerate(net.lifs):
-            def keep(module, args, output, key=f"{prefix}hidden{k}"):
-                spikes[key] = output[0].numpy() > 0
-            hooks.append(lif.register_forward_hook(keep))
-    try:
-        with torch.no_grad():
-            model(*inputs)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return spikes
-
-
 def numpy_inputs(inputs: tuple) -> tuple:
     return tuple([t.numpy() for t in x] if isinstance(x, list) else x.numpy() for x in inputs)
 
@@ -123,7 +104,7 @@ def agreement(kind: str, bits: int) -> tuple[float, dict, np.ndarray, np.ndarray
     model, inputs = random_model(kind), random_inputs(kind)
     net = convert(model, Affine(0.0, 1.0), bits)
     output, spikes = emulate(net, numpy_inputs(inputs), delay=0)
-    reference = float_spikes(model, inputs)
+    reference = {k: v.numpy() > 0 for k, v in record_spikes(model, inputs).items()}
     assert set(spikes) == set(reference)
     same = sum(int(np.sum(spikes[k] == reference[k])) for k in spikes)
     rates = {k: float(v.mean()) for k, v in reference.items()}
@@ -213,9 +194,15 @@ def test_stages_convert_then_emulate(parabola, tmp_path):
                              {"spiking": True, "surrogate": {"kind": "fast_sigmoid", "slope": 10.0}},
                              problem.model_shapes(), problem.inputs, problem.output)
     io.write_dataset(model_ds, tmp_path / "model.nc", stage="train", config={})
-    convert_run(tmp_path / "model.nc", 8, tmp_path / "fixed_w8.nc")
-    emulate_runs([(tmp_path / "fixed_w8.nc", tmp_path / "emulated_w8.nc")], parabola)
-    out = io.read_dataset(tmp_path / "emulated_w8.nc", stage="hardware")
-    assert out["u_pred"].shape == (int((reference["split"] == 1).sum()),)
-    assert np.isfinite(float(out["rel_l2"])) and list(out["layer"].values) == ["hidden0", "hidden1"]
-    assert json.loads(out.attrs["inputs_sha256"]).keys() == {str(tmp_path / "fixed_w8.nc"), str(parabola)}
+    pairs = [(tmp_path / f"fixed_w{b}.nc", tmp_path / f"emulated_w{b}.nc") for b in (2, 16)]
+    for bits, (fixed, _) in zip((2, 16), pairs):
+        convert_run(tmp_path / "model.nc", bits, fixed)
+    emulate_run(tmp_path / "model.nc", pairs, parabola)
+    w2, w16 = (io.read_dataset(out, stage="hardware") for _, out in pairs)
+    assert w16["u_pred"].shape == (int((reference["split"] == 1).sum()),)
+    assert np.isfinite(float(w16["rel_l2"])) and list(w16["layer"].values) == ["hidden0", "hidden1"]
+    assert json.loads(w16.attrs["inputs_sha256"]).keys() == {str(tmp_path / "model.nc"), str(pairs[1][0]),
+                                                             str(parabola)}
+    # the stage's spike agreement: 16-bit weights spike as the float network, 2-bit ones do not
+    assert np.all(w16["spike_agreement"] >= 0.99) and w16.attrs["spike_agreement_all"] >= 0.99
+    assert w2.attrs["spike_agreement_all"] < w16.attrs["spike_agreement_all"] - 0.01

@@ -144,8 +144,9 @@ def test_bit_sweep_table_medians_ratios_and_diverged_runs():
     runs, metrics = study()
     spiking = [run for run in runs if "/ann/" not in run]
     bits = [4, 8, 16]
-    errors = {(run, b): (0.5 / b) * (1 + int(run[-1])) for run in spiking for b in bits}  # seed s: x(1+s)
-    ds = bit_sweep_table(spiking, metrics, errors, bits)
+    emulated = {(run, b): ((0.5 / b) * (1 + int(run[-1])), 1 - 0.1 / b - 0.01 * int(run[-1]))
+                for run in spiking for b in bits}  # seed s: error x(1+s), agreement -0.01 s
+    ds = bit_sweep_table(spiking, metrics, emulated, bits)
     cell = ds.sel({"target": "parabola", "model": "mlp"})
     bp, rfg = cell.sel({"method": "bp"}), cell.sel({"method": "rfg-layer"})
     np.testing.assert_allclose(bp["emulated_rel_l2"].sel(bits=8), [0.0625, 0.125, 0.1875])
@@ -153,11 +154,12 @@ def test_bit_sweep_table_medians_ratios_and_diverged_runs():
     assert float(bp["emulated_ratio_to_float"].sel(bits=8)) == pytest.approx(0.125 / 0.03)
     assert np.isnan(rfg["emulated_rel_l2"].sel(seed=2)).all()  # diverged: nothing was converted
     assert float(rfg["emulated_rel_l2_seed_median"].sel(bits=16)) == pytest.approx(0.5 / 16 * 1.5)
+    assert float(bp["spike_agreement_seed_median"].sel(bits=16)) == pytest.approx(1 - 0.1 / 16 - 0.01)
     csv, md = bit_sweep_text(ds)
-    assert md.splitlines()[0].split(" | ")[3:8] == ["float", "w4", "w8", "w16", "w8 / float"]
+    assert md.splitlines()[0].split(" | ")[3:9] == ["float", "w4", "w8", "w16", "w8 / float", "spikes as float, w16"]
     rows = {line.split(" | ")[2]: line for line in md.splitlines()[2:]}
-    assert "| 0.0300 | 0.2500 | 0.1250 | 0.0625 | 4.167 |" in rows["bp"]
-    assert rows["wp-layer"].count("diverged (3/3)") == 6
+    assert "| 0.0300 | 0.2500 | 0.1250 | 0.0625 | 4.167 | 0.9838 |" in rows["bp"]
+    assert rows["wp-layer"].count("diverged (3/3)") == 7
     assert len(csv.splitlines()) == 1 + 3
 
 
@@ -185,7 +187,7 @@ def test_every_figure_uses_the_method_colours(monkeypatch):
     assert colours == {m: figures.METHOD_COLOURS[m] for m in ("bp", "rfg-layer")}
     colours.clear()
     spiking = [run for run in runs if "/ann/" not in run]
-    figures.plot_bit_sweep(bit_sweep_table(spiking, metrics, {(r, b): 0.1 for r in spiking for b in (4, 8)}, [4, 8]),
+    figures.plot_bit_sweep(bit_sweep_table(spiking, metrics, {(r, b): (0.1, 0.9) for r in spiking for b in (4, 8)}, [4, 8]),
                            "x.png", "x.pdf")
     assert colours == {m: figures.METHOD_COLOURS[m] for m in ("bp", "rfg-layer")}  # wp-layer: all diverged
     assert figures.method_colour("new-method") == figures.method_colour("new-method")

@@ -18,12 +18,15 @@ Checked bit for bit against Lava's own traces (tests/data/lava_golden.nc).
 import logging
 
 import numpy as np
+import torch
 
 from fwdsnn import io
 from fwdsnn.data import make_problem
 from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STAGE, STATE_BITS,
                                     V_LIMIT, VTH_SHIFT, HardwareNet, Layer, read_fixed)
+from fwdsnn.snn.models import record_spikes
 from fwdsnn.train import prediction_dataset
+from fwdsnn.weights import load_model
 
 log = logging.getLogger(__name__)
 U_MAX = 2 ** (STATE_BITS - 1)
@@ -150,41 +153,48 @@ def emulate(net: HardwareNet, inputs: tuple, delay: int | None = None
     return np.einsum(equation, outputs["branch"], *trunks) + net.b0, spikes
 
 
-def emulate_runs(pairs: list[tuple], reference_path, delay: int | None = None) -> None:
-    """The stage: for each (fixed_w*.nc, emulated_w*.nc) pair, emulated predictions on the
-    test split of the reference data, their rel-L2, and spike rates/counts per layer, laid out
-    like the float network's prediction.nc. The reference is read once for all pairs (on the
-    operator grids reading it costs more than emulating)."""
+def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | None = None) -> None:
+    """The stage: for each (fixed_w*.nc, emulated_w*.nc) pair converted from the float network
+    in model_path, emulated predictions on the test split of the reference data, their rel-L2,
+    spike rates/counts per layer (laid out like the float network's prediction.nc), and per
+    layer the share of (neuron, step) pairs whose spike equals the float network's. The
+    reference is read and the float network run once for all widths."""
     reference = io.read_dataset(reference_path, stage="reference", variables=("u", "split"))
-    problems = {}
-    for fixed_path, out_path in pairs:
-        net = read_fixed(fixed_path)
-        if net.kind not in problems:
-            problems[net.kind] = make_problem(reference, net.kind)
-        _emulate_to_file(net, problems[net.kind], reference, fixed_path, reference_path, out_path,
-                         net.synaptic_delay if delay is None else delay)
-
-
-def _emulate_to_file(net: HardwareNet, problem, reference, fixed_path, reference_path, out_path,
-                     delay: int) -> None:
+    nets = [read_fixed(fixed_path) for fixed_path, _ in pairs]
+    delays = [net.synaptic_delay if delay is None else delay for net in nets]
+    model = load_model(model_path)[0].double().eval()
+    problem = make_problem(reference, nets[0].kind).to(torch.device("cpu"), torch.float64)
     n = len(problem.targets("test"))
-    log.info("emulating %s (%d layers) on %d test samples, delay %d", fixed_path,
-             len(net.layers), n, delay)
-    outputs, rates, counts = [], {}, {}
+    for (fixed_path, _), net, d in zip(pairs, nets, delays):
+        log.info("emulating %s (%d layers) on %d test samples, delay %d", fixed_path, len(net.layers), n, d)
+    sums = [{"outputs": [], "rate": {}, "count": {}, "agreement": {}} for _ in nets]
     for start in range(0, n, CHUNK):
         index = np.arange(start, min(start + CHUNK, n))
-        inputs = problem.model_inputs("test", index)
+        inputs = problem.model_inputs("test", torch.as_tensor(index))
+        reference_spikes = {name: s.numpy() > 0 for name, s in record_spikes(model, inputs).items()}
         inputs = tuple([t.numpy() for t in x] if isinstance(x, list) else x.numpy() for x in inputs)
-        output, spikes = emulate(net, inputs, delay)
-        outputs.append(output)
         weight = len(index) / n  # trunk activity repeats in every chunk
-        for name, s in spikes.items():
-            rates[name] = rates.get(name, 0.0) + weight * float(s.mean())
-            counts[name] = counts.get(name, 0.0) + weight * float(s.sum(axis=(0, -1)).mean())
-        log.info("emulated %d/%d test samples", index[-1] + 1, n)
-    prediction = np.concatenate(outputs) * net.output_scale + net.output_offset
-    ds = prediction_dataset(problem, reference, prediction.reshape(n, *problem.grid_shape), rates, counts)
-    ds.attrs.update(synaptic_delay=delay, weight_bits=max(l.weight_bits for l in net.layers))
-    io.write_dataset(ds, out_path, stage=STAGE, config={"synaptic_delay": delay},
-                     inputs=[fixed_path, reference_path])
-    log.info("emulated rel-L2 mean %.4f", float(np.mean(ds["rel_l2"])))
+        for net, d, acc in zip(nets, delays, sums):
+            output, spikes = emulate(net, inputs, d)
+            acc["outputs"].append(output)
+            for name, s in spikes.items():
+                for key, value in (("rate", s.mean()), ("count", s.sum(axis=(0, -1)).mean()),
+                                   ("agreement", np.mean(s == reference_spikes[name]))):
+                    acc[key][name] = acc[key].get(name, 0.0) + weight * float(value)
+        log.info("emulated %d/%d test samples at %d widths", index[-1] + 1, n, len(nets))
+    for (fixed_path, out_path), net, d, acc in zip(pairs, nets, delays, sums):
+        prediction = np.concatenate(acc["outputs"]) * net.output_scale + net.output_offset
+        ds = prediction_dataset(problem, reference, prediction.reshape(n, *problem.grid_shape),
+                                acc["rate"], acc["count"])
+        layers = list(ds["layer"].values)
+        agreement = np.array([acc["agreement"][name] for name in layers])
+        neurons = {layer.name: layer.weight.shape[0] for layer in net.layers}
+        ds["spike_agreement"] = ("layer", agreement, {
+            "long_name": "share of (neuron, step) pairs spiking as in the float network", "units": "1"})
+        ds.attrs.update(synaptic_delay=d, weight_bits=max(l.weight_bits for l in net.layers),
+                        spike_agreement_all=float(np.average(agreement, weights=[neurons[k] for k in layers])))
+        io.write_dataset(ds, out_path, stage=STAGE, config={"synaptic_delay": d},
+                         inputs=[model_path, fixed_path, reference_path])
+        log.info("%s: rel-L2 mean %.4f, spikes as in the float network %.4f", out_path,
+                 float(np.mean(ds["rel_l2"])), ds.attrs["spike_agreement_all"])
+

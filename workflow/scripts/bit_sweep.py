@@ -2,11 +2,11 @@
 
 from fwdsnn import logs
 from fwdsnn.figures import plot_bit_sweep
-from fwdsnn.tables import bit_sweep_table, bit_sweep_text, read_emulated_errors, read_metrics, write_table
+from fwdsnn.tables import bit_sweep_table, bit_sweep_text, read_emulated, read_metrics, write_table
 
 logs.configure(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 runs, bits, inputs = snakemake.params.runs, snakemake.params.bits, snakemake.input  # noqa: F821
-ds = bit_sweep_table(runs, read_metrics(runs, inputs.metrics), read_emulated_errors(runs, bits, inputs.emulated),
+ds = bit_sweep_table(runs, read_metrics(runs, inputs.metrics), read_emulated(runs, bits, inputs.emulated),
                      bits)
 out = snakemake.output  # noqa: F821
 write_table(ds, bit_sweep_text, {"nc": out.table, "csv": out.csv, "md": out.markdown}, stage="bit_sweep",
