@@ -40,7 +40,8 @@ def golden_layers(clip: bool) -> tuple[list[Layer], np.ndarray, dict]:
                 graded_input=bool(get(f"l{k}_num_message_bits") > 0), input_scale=1.0,
                 du=int(get(f"l{k}_du")), dv=int(get(f"l{k}_dv")), vth=int(get(f"l{k}_vth")),
                 spiking=True, bias_mant=get(f"l{k}_bias_mant"), bias_exp=get(f"l{k}_bias_exp"),
-                state_scale=1.0))
+                state_scale=1.0, fine_weight=np.zeros_like(weight), fine_always_on_weight=np.zeros(n, np.int64),
+                fine_weight_exp=0))
             traces.update({(k, t): get(f"l{k}_{t}") for t in ("a_in", "u", "v", "s")})
         return layers, get("input"), traces
 
@@ -161,7 +162,45 @@ def test_every_width_converts_within_its_range(bits):
     top = 2 ** (bits - 1) - 1
     for layer in net.layers:
         step = 2 ** max(0, 9 - bits)
-        assert np.all(layer.weight % step == 0) and np.max(np.abs(layer.weight)) <= top * step
+        for weight in (layer.weight, layer.fine_weight):
+            assert np.all(weight % step == 0) and np.max(np.abs(weight)) <= top * step
+        # a fine Dense exactly where one 8-bit-or-narrower Dense meets graded input
+        assert layer.has_fine_dense == (layer.graded_input and bits <= 8), layer.name
+
+
+def first_layer_weights(layer, fine: bool) -> np.ndarray:
+    """The float weights (current per unit of input) that the first layer's integers realise."""
+    w = layer.weight * 2.0 ** layer.weight_exp
+    if fine:
+        w = w + layer.fine_weight * 2.0 ** layer.fine_weight_exp
+    alpha_m = layer.dv / 4096
+    return w * layer.state_scale * 2 ** 6 / (alpha_m * layer.input_scale)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_fine_dense_carries_the_first_layers_rounding(bits):
+    """With the fine Dense the graded layer's weights are 2^(bits-1) times finer than one
+    Dense of `bits` bits can hold; without it the error is the coarse half step."""
+    model = random_model("spiking_mlp")
+    layer = convert(model, Affine(0.0, 1.0), bits).layers[0]
+    weight = model.linears[0].weight.detach().numpy()
+    coarse_step = np.max(np.abs(weight)) / (2 ** (bits - 1) - 1)
+    coarse = np.max(np.abs(first_layer_weights(layer, fine=False) - weight))
+    both = np.max(np.abs(first_layer_weights(layer, fine=True) - weight))
+    assert 0.05 * coarse_step < coarse <= 0.5 * coarse_step * (1 + 1e-9)
+    assert both <= 0.5 * coarse_step / 2 ** (bits - 1) * (1 + 1e-9)
+
+
+def test_fine_dense_keeps_first_layer_spikes():
+    """The emulator adds the fine Dense: without it 8-bit first-layer spikes drift from the float's."""
+    model, inputs = random_model("spiking_mlp"), random_inputs("spiking_mlp")
+    net = convert(model, Affine(0.0, 1.0), 8)
+    reference = record_spikes(model, inputs)["hidden0"].numpy() > 0
+    with_fine = np.mean(emulate(net, numpy_inputs(inputs), delay=0)[1]["hidden0"] == reference)
+    net.layers[0].fine_weight[:] = 0
+    net.layers[0].fine_always_on_weight[:] = 0
+    without = np.mean(emulate(net, numpy_inputs(inputs), delay=0)[1]["hidden0"] == reference)
+    assert with_fine > without and with_fine >= 0.999, (with_fine, without)
 
 
 @pytest.fixture()

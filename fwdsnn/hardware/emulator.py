@@ -6,6 +6,8 @@ Semantics (all arithmetic in int64; t = 0, 1, ... is the step):
   are used as stored, the format's extension); ``acc = W_eff @ x[t]`` (binary inputs: the
   columns of the spiking inputs), then ``acc << weight_exp`` or ``acc >> -weight_exp``
   (arithmetic: floors). The always-on column is one more input sending ``always_on_input``.
+  A layer with a fine Dense adds that Dense's output (same inputs, its own weights, exponent
+  and floor), as Lava sums the a_in of several Dense processes into one LIF.
 - The neuron sees ``a[t] = Dense(x[t - delay])`` (0 before): delay 1 is Lava (one step per
   Dense), delay 0 is Norse (the current reaches the neuron in the same step).
 - LIF, with trunc0(y) = sign(y) * (|y| >> 12):
@@ -67,13 +69,21 @@ def wrap_current(pre: np.ndarray) -> np.ndarray:
 
 
 def dense(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """Dense output for inputs x (..., n_in), the always-on column appended."""
+    """Dense output for inputs x (..., n_in), the always-on column appended; plus the fine
+    Dense's output where the layer has one (a second Dense process, its own floor)."""
     x = np.asarray(x, np.int64)
     if not layer.graded_input:
         x = (x != 0).astype(np.int64)
     always_on = np.full((*x.shape[:-1], 1), layer.always_on_input, np.int64)
-    w = effective_weights(np.column_stack([layer.weight, layer.always_on_weight]), layer.weight_bits)
-    return shift(np.concatenate([x, always_on], axis=-1) @ w.T, layer.weight_exp)
+    x = np.concatenate([x, always_on], axis=-1)
+    processes = [(layer.weight, layer.always_on_weight, layer.weight_exp)]
+    if layer.has_fine_dense:
+        processes.append((layer.fine_weight, layer.fine_always_on_weight, layer.fine_weight_exp))
+    out = 0
+    for weight, always_on_weight, exponent in processes:
+        w = effective_weights(np.column_stack([weight, always_on_weight]), layer.weight_bits)
+        out = out + shift(x @ w.T, exponent)
+    return out
 
 
 def neuron(layer: Layer, a: np.ndarray) -> dict[str, np.ndarray]:

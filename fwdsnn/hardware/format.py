@@ -11,6 +11,11 @@ file holds (variables prefixed ``{layer}.``, e.g. ``branch.hidden0.weight``):
   input (Norse adds the bias to the synaptic current, not to the voltage);
 - ``weight_exp``, ``weight_bits``, ``graded_input`` (1: integer messages, 0: binary spikes),
   ``input_scale`` (float value of one unit of the layer's input message);
+- ``fine_weight`` (neuron, input), ``fine_always_on_weight`` (neuron) and ``fine_weight_exp``:
+  a second Dense from the same inputs (always-on included) into the same neurons, whose
+  output is added to the first's. On Loihi these are two synapse groups. The converter uses it
+  for graded inputs at up to 8 bits, where it carries the rounding residual of ``weight`` at a
+  finer exponent; elsewhere it is all zeros and adds nothing;
 - ``du``, ``dv`` (12-bit decays; the current decays by (du + 1)/4096 per step, the voltage by
   dv/4096), ``vth`` (17-bit threshold mantissa, compared as ``v > vth << 6``), ``spiking``
   (0 for the readout: no threshold, no reset);
@@ -32,7 +37,7 @@ import xarray as xr
 from fwdsnn import io
 
 STAGE = "hardware"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the fine Dense
 STATE_BITS = 24
 DECAY_BITS = 12
 THRESHOLD_BITS = 17
@@ -78,10 +83,17 @@ class Layer:
     bias_mant: np.ndarray         # (neuron,) int
     bias_exp: np.ndarray          # (neuron,) int
     state_scale: float
+    fine_weight: np.ndarray       # (neuron, input) int
+    fine_always_on_weight: np.ndarray  # (neuron,) int
+    fine_weight_exp: int
 
     @property
     def size(self) -> int:
         return self.weight.shape[0]
+
+    @property
+    def has_fine_dense(self) -> bool:
+        return bool(np.any(self.fine_weight) or np.any(self.fine_always_on_weight))
 
 
 @dataclass
@@ -128,9 +140,13 @@ LAYER_VARS = {
     "bias_mant": ("voltage bias mantissa (Lava's 13-bit bias_mant)", "1", (-(2 ** 12), 2 ** 12 - 1)),
     "bias_exp": ("voltage bias exponent (Lava's bias_exp)", "1", (-8, 8)),
     "state_scale": ("float value of one integer unit of current u and voltage v", "1", None),
+    "fine_weight": ("weight mantissa of the fine Dense (same inputs, added output)", "1", None),
+    "fine_always_on_weight": ("weight mantissa of the always-on input in the fine Dense", "1", None),
+    "fine_weight_exp": ("exponent of the fine Dense", "1", (-31, 31)),
 }
 FLOAT_VARS = ("input_scale", "state_scale")
-NEURON_VARS = ("always_on_weight", "bias_mant", "bias_exp")
+MATRIX_VARS = ("weight", "fine_weight")
+NEURON_VARS = ("always_on_weight", "fine_always_on_weight", "bias_mant", "bias_exp")
 
 
 def _layer_variables(layer: Layer) -> dict[str, xr.Variable]:
@@ -139,7 +155,7 @@ def _layer_variables(layer: Layer) -> dict[str, xr.Variable]:
     for key, (long_name, units, _) in LAYER_VARS.items():
         value = getattr(layer, key)
         dtype = np.float64 if key in FLOAT_VARS else np.int32
-        dims = (neuron, inputs) if key == "weight" else (neuron,) if key in NEURON_VARS else ()
+        dims = (neuron, inputs) if key in MATRIX_VARS else (neuron,) if key in NEURON_VARS else ()
         out[f"{layer.name}.{key}"] = xr.Variable(dims, np.asarray(value).astype(dtype),
                                                  {"long_name": long_name, "units": units})
     return out
@@ -211,13 +227,15 @@ def _validate_layer(ds: xr.Dataset, name: str, where: str) -> None:
     bits = int(ds[f"{name}.weight_bits"])
     if bits not in WEIGHT_BITS:
         raise io.DatasetError(f"{where}: {name}.weight_bits {bits} not in {WEIGHT_BITS}")
-    for key in ("weight", "always_on_weight"):
+    for key in ("weight", "always_on_weight", "fine_weight", "fine_always_on_weight"):
         _check_range(where, f"{name}.{key}", ds[f"{name}.{key}"].values, *_mantissa_range(bits))
     for key in FLOAT_VARS:
         value = float(ds[f"{name}.{key}"])
         if not np.isfinite(value) or value <= 0:
             raise io.DatasetError(f"{where}: {name}.{key} must be positive and finite, is {value}")
     n = ds[f"{name}.weight"].shape[0]
+    if ds[f"{name}.fine_weight"].shape != ds[f"{name}.weight"].shape:
+        raise io.DatasetError(f"{where}: {name}.fine_weight must have the shape of {name}.weight")
     for key in NEURON_VARS:
         if ds[f"{name}.{key}"].shape != (n,):
             raise io.DatasetError(f"{where}: {name}.{key} must have one value per neuron ({n})")
