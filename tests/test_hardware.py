@@ -15,7 +15,8 @@ from fwdsnn.data import Affine, make_problem
 from fwdsnn.hardware.convert import convert, convert_run
 from fwdsnn.hardware.emulator import effective_weights, emulate, emulate_run, run_layers
 from fwdsnn.hardware.format import HardwareNet, Layer, read_fixed, to_dataset, validate, write_fixed
-from fwdsnn.snn.models import build_model, record_spikes
+from fwdsnn.snn.models import build_model
+from fwdsnn.snn.record import record_spikes
 from fwdsnn.snn.spike import make_surrogate
 from fwdsnn.weights import model_dataset
 

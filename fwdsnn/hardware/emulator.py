@@ -26,7 +26,7 @@ from fwdsnn import io
 from fwdsnn.data import make_problem
 from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STAGE, STATE_BITS,
                                     V_LIMIT, VTH_SHIFT, HardwareNet, Layer, read_fixed)
-from fwdsnn.snn.models import record_spikes
+from fwdsnn.snn.record import record_spikes
 from fwdsnn.train import prediction_dataset
 from fwdsnn.weights import load_model
 
