@@ -172,7 +172,7 @@ def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | Non
     reference = io.read_dataset(reference_path, stage="reference", variables=("u", "split"))
     nets = [read_fixed(fixed_path) for fixed_path, _ in pairs]
     delays = [net.synaptic_delay if delay is None else delay for net in nets]
-    model = load_model(model_path)[0].double().eval()
+    model = load_model(model_path)[0].double()  # no dropout or batch norm: train mode changes nothing
     problem = make_problem(reference, nets[0].kind).to(torch.device("cpu"), torch.float64)
     n = len(problem.targets("test"))
     for (fixed_path, _), net, d in zip(pairs, nets, delays):
