@@ -18,6 +18,7 @@ import psutil
 import torch
 import xarray as xr
 
+from fwdsnn import io
 from fwdsnn.grad import make_estimator
 from fwdsnn.snn.models import SpikingMLP
 from fwdsnn.snn.spike import make_surrogate
@@ -107,10 +108,12 @@ def benchmark(settings: dict) -> xr.Dataset:
               "K": ("K", ks, {"long_name": "random directions (per layer for layer scope)", "units": "1"})}
     dims = ("estimator", "T", "K")
     return xr.Dataset({
-        "step_time": (dims, step_time, {"long_name": "median wall time of one step", "units": "s"}),
-        "peak_memory": (dims, peak, {"long_name": "peak resident memory of one step above the baseline", "units": "MiB"}),
+        "step_time": (dims, step_time, io.measured({"long_name": "median wall time of one step", "units": "s"},
+                                                   "timing")),
+        "peak_memory": (dims, peak, io.measured({"long_name": "peak resident memory of one step above the "
+                                                 "baseline", "units": "MiB"}, "memory")),
         "time_ratio_to_bp": (dims, step_time / step_time[names.index("bp")],
-                             {"long_name": "step time / bp step time", "units": "1"}),
+                             io.measured({"long_name": "step time / bp step time", "units": "1"}, "timing")),
         "memory_ratio_to_bp": (dims, peak / np.maximum(peak[names.index("bp")], 1e-9),
-                               {"long_name": "peak memory / bp peak memory", "units": "1"}),
+                               io.measured({"long_name": "peak memory / bp peak memory", "units": "1"}, "memory")),
     }, coords=coords)

@@ -25,6 +25,12 @@ from fwdsnn import __version__
 ENGINE = "netcdf4"
 PROVENANCE_KEYS = ("fwdsnn_version", "git_commit", "created", "stage", "config_json", "seed",
                    "inputs_sha256")
+# A variable whose value depends on the machine and its load (a timing, a memory peak, or a
+# ratio of them) says so in this attribute; equality checks skip exactly the marked variables.
+MEASUREMENT_ATTR = "measurement"
+MEASUREMENT_KINDS = ("timing", "memory")
+# units that only a measurement has: a variable in them must carry the mark
+MEASURED_UNITS = {"s": "timing", "ms": "timing", "MB": "memory", "MiB": "memory"}
 
 
 class DatasetError(ValueError):
@@ -70,12 +76,43 @@ def provenance(stage: str, config: Mapping[str, Any], seed: int | None = None,
     return attrs
 
 
+def measured(attrs: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """``attrs`` with the mark of a measurement of ``kind`` (timing or memory)."""
+    if kind not in MEASUREMENT_KINDS:
+        raise ValueError(f"measurement kind {kind!r} is not one of {', '.join(MEASUREMENT_KINDS)}")
+    return {**attrs, MEASUREMENT_ATTR: kind}
+
+
+def measurement_variables(ds: xr.Dataset) -> dict[str, str]:
+    """Name -> kind of every variable (data or coordinate) marked as a measurement."""
+    return {str(name): var.attrs[MEASUREMENT_ATTR] for name, var in ds.variables.items()
+            if MEASUREMENT_ATTR in var.attrs}
+
+
+def without_measurements(ds: xr.Dataset) -> xr.Dataset:
+    """ds without its marked measurements: what must be equal between two runs of the same work."""
+    return ds.drop_vars(list(measurement_variables(ds)))
+
+
+def _check_measurement_mark(name: str, attrs: Mapping[str, Any]) -> None:
+    kind = attrs.get(MEASUREMENT_ATTR)
+    if kind is not None and kind not in MEASUREMENT_KINDS:
+        raise DatasetError(f"variable {name!r}: {MEASUREMENT_ATTR}={kind!r} is not one of "
+                           f"{', '.join(MEASUREMENT_KINDS)}")
+    if kind is None and attrs.get("units") in MEASURED_UNITS:
+        raise DatasetError(f"variable {name!r} in {attrs['units']!r} is a measurement: mark it with "
+                           f"io.measured(attrs, {MEASURED_UNITS[attrs['units']]!r}) so equality checks "
+                           "skip it")
+
+
 def check_variable_attrs(ds: xr.Dataset) -> None:
-    """Every data variable and coordinate must say what it is and in which units."""
+    """Every data variable and coordinate must say what it is, in which units, and whether it is
+    a measurement (see MEASUREMENT_ATTR)."""
     for name, var in {**ds.data_vars, **ds.coords}.items():
         missing = [key for key in ("long_name", "units") if key not in var.attrs]
         if missing:
             raise DatasetError(f"variable {name!r} lacks attribute(s) {', '.join(missing)}")
+        _check_measurement_mark(str(name), var.attrs)
         if np.issubdtype(var.dtype, np.integer) and {"scale_factor", "add_offset"} & set(var.attrs):
             raise DatasetError(f"integer variable {name!r} must not carry scale_factor/add_offset "
                                "(xarray would decode it to float); store the scale separately")
@@ -145,5 +182,16 @@ def read_dataset(path: str | os.PathLike, *, stage: str | None = None,
 
 
 def data_variables_equal(a: xr.Dataset, b: xr.Dataset) -> bool:
-    """True when two datasets hold bit-identical data variables and coordinates (attrs ignored)."""
-    return a.drop_attrs().identical(b.drop_attrs())
+    """True when two datasets hold bit-identical data variables and coordinates, attributes and
+    marked measurements ignored."""
+    return without_measurements(a).drop_attrs().identical(without_measurements(b).drop_attrs())
+
+
+def differing_variables(a: xr.Dataset, b: xr.Dataset) -> list[str]:
+    """Names of the unmarked variables that are missing from one dataset or differ in value,
+    dims or dtype; empty when :func:`data_variables_equal` holds for the variables."""
+    a, b = without_measurements(a).drop_attrs(), without_measurements(b).drop_attrs()
+    names = sorted(set(map(str, a.variables)) | set(map(str, b.variables)))
+    return [name for name in names
+            if name not in a.variables or name not in b.variables
+            or not a[name].variable.identical(b[name].variable)]

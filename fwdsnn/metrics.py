@@ -36,8 +36,9 @@ ENERGY_VARIABLES = ("sop_total", "mac_snn_total", "mac_ann_total", "energy_snn",
 log = logging.getLogger(__name__)
 
 
-def _scalar(value: float, long_name: str, units: str = "1") -> tuple:
-    return ((), float(value), {"long_name": long_name, "units": units})
+def _scalar(value: float, long_name: str, units: str = "1", measurement: str | None = None) -> tuple:
+    attrs = {"long_name": long_name, "units": units}
+    return ((), float(value), io.measured(attrs, measurement) if measurement else attrs)
 
 
 def read_benchmark(path: str | Path | None) -> dict[str, float]:
@@ -79,15 +80,15 @@ def run_metrics(history: xr.Dataset, prediction: xr.Dataset, energy: xr.Dataset 
         "steps": _scalar(steps, "optimiser steps completed"),
         "steps_planned": _scalar(planned, "optimiser steps planned"),
         "forward_passes": _scalar(last("forward_passes"), "forward-equivalent passes of the training"),
-        "wall_time": _scalar(last("wall_time"), "wall time of the training loop", "s"),
+        "wall_time": _scalar(last("wall_time"), "wall time of the training loop", "s", "timing"),
         "time_per_step": _scalar(last("wall_time") / steps if steps else math.nan,
-                                 "wall time per optimiser step", "s"),
+                                 "wall time per optimiser step", "s", "timing"),
         "final_loss": _scalar(np.mean(history["loss"].values[-max(1, steps // 20):]) if steps else math.nan,
                               "training loss, mean over the last 5% of steps"),
         "peak_rss": _scalar(benchmark["peak_rss"], "peak resident memory of the training job "
-                            "(Snakemake benchmark; NaN: none)", "MiB"),
+                            "(Snakemake benchmark; NaN: none)", "MiB", "memory"),
         "job_time": _scalar(benchmark["job_time"], "wall time of the training job with start-up "
-                            "(Snakemake benchmark; NaN: none)", "s"),
+                            "(Snakemake benchmark; NaN: none)", "s", "timing"),
         "diverged": _scalar(status == "diverged", "1 if training diverged, else 0"),
     }
     for name in ENERGY_VARIABLES:

@@ -77,8 +77,16 @@ def _gather(runs, metrics, coords, name, status=None, masked=False) -> xr.DataAr
         values[_index(run, coords)] = float(var)
     if masked:
         values[status.values == DIVERGED] = np.nan
-    return xr.DataArray(values, dims=DIMS, attrs={"long_name": attrs.get("long_name", name),
-                                                  "units": attrs.get("units", "1")})
+    return xr.DataArray(values, dims=DIMS, attrs=_describe(attrs.get("long_name", name), attrs.get("units", "1"),
+                                                           attrs))
+
+
+def _describe(long_name: str, units: str, source: Mapping) -> dict:
+    """Attributes of a variable derived from one with attributes ``source``: a quantity derived
+    from a measurement (its median, its ratio to bp) is a measurement too."""
+    attrs = {"long_name": long_name, "units": units}
+    kind = source.get(io.MEASUREMENT_ATTR)
+    return io.measured(attrs, kind) if kind else attrs
 
 
 def _ratio_to_baseline(median: xr.DataArray) -> xr.DataArray:
@@ -95,13 +103,13 @@ def _summaries(ds: xr.Dataset, names: Sequence[str]) -> None:
         long, units = attrs["long_name"], attrs["units"]
         count = var.notnull().sum("seed")
         ds[f"{name}_seed_mean"] = var.mean("seed", skipna=True).assign_attrs(
-            long_name=f"{long}, mean over seeds", units=units)
+            _describe(f"{long}, mean over seeds", units, attrs))
         ds[f"{name}_seed_std"] = var.std("seed", ddof=1, skipna=True).where(count > 1).assign_attrs(
-            long_name=f"{long}, sample standard deviation over seeds (NaN: under two seeds)", units=units)
+            _describe(f"{long}, sample standard deviation over seeds (NaN: under two seeds)", units, attrs))
         median = var.median("seed", skipna=True)
-        ds[f"{name}_seed_median"] = median.assign_attrs(long_name=f"{long}, median over seeds", units=units)
+        ds[f"{name}_seed_median"] = median.assign_attrs(_describe(f"{long}, median over seeds", units, attrs))
         ds[f"{name}_ratio_to_bp"] = _ratio_to_baseline(median).assign_attrs(
-            long_name=f"{long}, median over seeds / bp's median on the same target and model", units="1")
+            _describe(f"{long}, median over seeds / bp's median on the same target and model", "1", attrs))
 
 
 def table(runs: Sequence[str], metrics: Mapping[str, xr.Dataset], spec: Mapping) -> xr.Dataset:

@@ -62,10 +62,15 @@ class History:
                  "wall_time": ("wall time since the start of training", "s"),
                  "forward_passes": ("forward-equivalent passes since the start", "1"),
                  "lr": ("learning rate", "1")}
+    MEASURED = {"wall_time": "timing"}  # differs between runs of the same work
+
+    def _attrs(self, name: str, long_name: str, units: str) -> dict:
+        attrs = {"long_name": long_name, "units": units}
+        return io.measured(attrs, self.MEASURED[name]) if name in self.MEASURED else attrs
 
     def to_dataset(self, layers: list[str]) -> xr.Dataset:
         n, m = len(self.loss), len(self.eval_step)
-        data = {name: ("step", np.asarray(getattr(self, name), float), {"long_name": ln, "units": u})
+        data = {name: ("step", np.asarray(getattr(self, name), float), self._attrs(name, ln, u))
                 for name, (ln, u) in self.STEP_VARS.items()}
         rates = np.asarray(self.spike_rates, float).reshape(m, len(layers))
         data.update(

@@ -82,3 +82,41 @@ def test_data_variables_equal_ignores_attributes_only():
     b.attrs["created"] = "later"
     assert io.data_variables_equal(a, b)
     assert not io.data_variables_equal(a, sample_dataset([1.0, 2.0, 3.0000001]))
+
+
+def with_timing(values=(1.0, 2.0, 3.0), seconds=(0.1, 0.2, 0.3), mark=True):
+    attrs = {"long_name": "wall time", "units": "s"}
+    ds = sample_dataset(values)
+    ds["wall_time"] = ("x", np.asarray(seconds), io.measured(attrs, "timing") if mark else attrs)
+    return ds
+
+
+def test_marked_measurements_are_excluded_from_equality_by_attribute_not_name():
+    a, b = with_timing(), with_timing(seconds=(0.5, 0.6, 0.7))
+    assert io.data_variables_equal(a, b) and io.differing_variables(a, b) == []
+    assert io.measurement_variables(a) == {"wall_time": "timing"}
+    assert "wall_time" not in io.without_measurements(a)
+    # the same name without the mark is data: it is compared
+    unmarked = with_timing(seconds=(0.5, 0.6, 0.7), mark=False)
+    assert not io.data_variables_equal(a, unmarked)
+    assert io.differing_variables(a, unmarked) == ["wall_time"]
+    # a marked variable of another name is skipped just the same
+    c = sample_dataset()
+    c["speed"] = ("x", np.ones(3), io.measured({"long_name": "steps / s", "units": "1"}, "timing"))
+    assert io.data_variables_equal(sample_dataset(), c)
+    assert io.differing_variables(sample_dataset(), sample_dataset([1.0, 2.0, 4.0])) == ["u"]
+
+
+@pytest.mark.parametrize("units", sorted(io.MEASURED_UNITS))
+def test_an_unmarked_timing_or_memory_variable_is_refused_on_write(tmp_path, units):
+    ds = sample_dataset()
+    ds["peak"] = ("x", np.ones(3), {"long_name": "a measurement", "units": units})
+    with pytest.raises(io.DatasetError, match=rf"'peak' in '{units}' is a measurement"):
+        io.write_dataset(ds, tmp_path / "m.nc", stage="bench", config={})
+    assert not (tmp_path / "m.nc").exists()
+    ds["peak"].attrs[io.MEASUREMENT_ATTR] = "guess"
+    with pytest.raises(io.DatasetError, match="measurement='guess' is not one of timing, memory"):
+        io.write_dataset(ds, tmp_path / "m.nc", stage="bench", config={})
+    ds["peak"].attrs[io.MEASUREMENT_ATTR] = io.MEASURED_UNITS[units]
+    io.write_dataset(ds, tmp_path / "m.nc", stage="bench", config={})
+    assert io.measurement_variables(io.read_dataset(tmp_path / "m.nc")) == {"peak": io.MEASURED_UNITS[units]}

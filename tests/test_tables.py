@@ -191,3 +191,20 @@ def test_every_figure_uses_the_method_colours(monkeypatch):
                            "x.png", "x.pdf")
     assert colours == {m: figures.METHOD_COLOURS[m] for m in ("bp", "rfg-layer")}  # wp-layer: all diverged
     assert figures.method_colour("new-method") == figures.method_colour("new-method")
+
+
+def test_timings_and_everything_derived_from_them_are_marked_as_measurements(tmp_path):
+    runs, metrics = study()
+    measured = {"wall_time": "timing", "time_per_step": "timing", "job_time": "timing", "peak_rss": "memory"}
+    assert io.measurement_variables(metrics[runs[0]]) == measured
+    cost = cost_table(runs, metrics)
+    suffixes = ("", "_seed_mean", "_seed_std", "_seed_median", "_ratio_to_bp")
+    assert io.measurement_variables(cost) == {name + s: kind for name, kind in measured.items() for s in suffixes}
+    # a rerun on another machine: other timings, the same table as data
+    slower = {run: ds.assign(wall_time=ds["wall_time"].copy(data=ds["wall_time"].values * 3))
+              for run, ds in metrics.items()}
+    assert not np.array_equal(cost_table(runs, slower)["wall_time"], cost["wall_time"], equal_nan=True)
+    assert io.data_variables_equal(cost, cost_table(runs, slower))
+    more_steps = {run: ds.assign(steps=ds["steps"].copy(data=ds["steps"].values + 1)) for run, ds in metrics.items()}
+    assert "steps" in io.differing_variables(cost, cost_table(runs, more_steps))
+    io.write_dataset(cost, tmp_path / "cost.nc", stage="tables", config={})  # passes the write check

@@ -253,3 +253,19 @@ def test_report_contains_the_reference_figure(quick_study):
         assert f"{table}.md" in html, f"{table} table missing from the report"
     # captions render the config (seeds, steps), not the Jinja template
     assert "20 steps, batch 8" in html and "snakemake.params" not in html
+
+
+def test_every_timing_or_memory_variable_in_the_study_is_marked(quick_study):
+    """The live SLURM test and the rerun checks skip measurements by their mark: one without it
+    would make two equal studies differ."""
+    files = sorted(quick_study.glob("data/*.nc")) + sorted(quick_study.glob("results/**/*.nc"))
+    marked = set()
+    for path in files:
+        ds = io.read_dataset(path)
+        for name, var in ds.variables.items():
+            if var.attrs.get("units") in io.MEASURED_UNITS:
+                assert io.MEASUREMENT_ATTR in var.attrs, f"{path.relative_to(quick_study)}: {name} unmarked"
+        marked |= {f"{path.name}:{name}" for name in io.measurement_variables(ds)}
+    for expected in ("history.nc:wall_time", "metrics.nc:peak_rss", "cost.nc:time_per_step_seed_median",
+                     "estimators.nc:step_time", "estimators.nc:memory_ratio_to_bp"):
+        assert expected in marked
