@@ -211,7 +211,6 @@ def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | Non
                  float(np.mean(ds["rel_l2"])), ds.attrs["spike_agreement_all"])
 
 
-
 def write_placeholder(path, status: str, bits: int, inputs=()) -> None:
     """The emulated_w{bits}.nc of a run with nothing to emulate (its training did not
     complete): `status`, and the error and spike agreement the bit sweep reads, as NaN."""
