@@ -54,6 +54,17 @@ def save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
     log.info("wrote %s and %s", png, pdf)
 
 
+NO_SPIKING_RUNS = "This study has no spiking runs (only non-spiking methods such as ann)"
+
+
+def plot_empty(text: str, png: str | Path, pdf: str | Path) -> None:
+    """A figure that says why there is nothing to draw, in place of an empty or failing plot."""
+    fig, ax = plt.subplots(figsize=(6.0, 2.0))
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10, wrap=True)
+    save(fig, png, pdf)
+
+
 def _plot_input(ax: plt.Axes, ds: xr.Dataset) -> None:
     if "a" in ds:
         for i in range(N_SAMPLES_SHOWN):
@@ -149,26 +160,39 @@ def plot_estimator_cost(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> Non
 
 def plot_bit_sweep(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
     """Per experiment (target/model): emulated test error vs weight bits (median over seeds) per
-    method, with the float network's error as a dashed line of the same colour."""
+    method, with the float network's error as a dashed line of the same colour; diverged seeds
+    are named in the legend, methods whose every seed diverged in the panel."""
     experiments = [(t, m) for t in ds["target"].values for m in ds["model"].values
                    if int(ds["n_runs"].sel(target=t, model=m).sum())]
+    if not experiments:
+        plot_empty(f"{NO_SPIKING_RUNS}:\nnothing was converted to fixed point.", png, pdf)
+        return
     fig, axes = plt.subplots(1, len(experiments), figsize=(3.8 * len(experiments), 3.4),
                              squeeze=False, constrained_layout=True)
     bits = ds["bits"].values
     for (target, model), ax in zip(experiments, axes[0]):
+        all_diverged = []
         for method in ds["method"].values:
             cell = ds.sel({"target": target, "model": model, "method": method})  # not method=: a .sel keyword
+            runs, diverged = int(cell["n_runs"]), int(cell["n_diverged"])
+            if diverged and diverged == runs:
+                all_diverged.append(str(method))
             emulated = cell["emulated_rel_l2_seed_median"]
             if np.all(np.isnan(emulated)):
                 continue
-            ax.plot(bits, emulated, marker="o", ms=3, color=method_colour(method), label=str(method))
+            label = str(method) + (f", diverged {diverged}/{runs}" if diverged else "")
+            ax.plot(bits, emulated, marker="o", ms=3, color=method_colour(method), label=label)
             ax.axhline(float(cell["rel_l2_mean_seed_median"]), ls="--", lw=0.8, color=method_colour(method))
-        ax.set_yscale("log")
+        if all_diverged:
+            ax.text(0.02, 0.02, f"diverged: {', '.join(all_diverged)}", transform=ax.transAxes,
+                    fontsize=7, color="r")
+        if ax.lines:
+            ax.set_yscale("log")
+            ax.legend(fontsize=6)
         ax.set_xticks(bits)
         ax.set_xlabel(axis_label(ds["bits"]))
         ax.set_ylabel(axis_label(ds["emulated_rel_l2"]))
         ax.set_title(f"{target}/{model} (dashed: float SNN)", fontsize=9, loc="left")
-    axes[0][0].legend(fontsize=6)
     save(fig, png, pdf)
 
 
@@ -365,6 +389,9 @@ def plot_spike_rates(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
     """Per experiment, the spike rate of each LIF layer per method: median over seeds (bar),
     min-max over seeds (error bar)."""
     experiments = _experiments(ds)
+    if not experiments:
+        plot_empty(f"{NO_SPIKING_RUNS}:\nno spike rates to show.", png, pdf)
+        return
     fig, axes = _grid(len(experiments), ncols=2, size=(5.2, 3.2))
     for (target, model, methods), ax in zip(experiments, axes):
         cell = ds.sel({"target": target, "model": model})
@@ -391,6 +418,9 @@ def plot_energy(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
     """Left: energy proxy per inference of the spiking networks (bars, median over seeds) and
     of their ANN twins (grey). Right: SNN / ANN energy ratio per experiment and method."""
     experiments = _experiments(ds)
+    if not experiments:
+        plot_empty(f"{NO_SPIKING_RUNS}:\nno synaptic operations or energy to compare.", png, pdf)
+        return
     fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(max(9.0, 2.6 * len(experiments) + 2), 4.0),
                                      constrained_layout=True)
     _grouped_bars(ax_e, ds, "energy_snn", experiments, with_seeds=False)

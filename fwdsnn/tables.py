@@ -22,11 +22,12 @@ import xarray as xr
 from fwdsnn import io
 from fwdsnn.hardware.format import LAVA_MAX_WEIGHT_BITS
 from fwdsnn.hardware.format import STAGE as HARDWARE_STAGE
+from fwdsnn.status import COMPLETED, DIVERGED
 
 DIMS = ("target", "model", "method", "seed")
 SUMMARY_DIMS = DIMS[:-1]
 BASELINE = "bp"
-NOT_RUN, COMPLETED, DIVERGED = "not run", "completed", "diverged"
+NOT_RUN = "not run"
 
 # metrics.nc variable -> table; masked: NaN for diverged runs
 ACCURACY = {"variables": ("rel_l2_mean", "rel_l2_median"), "key": "rel_l2_mean", "masked": True}

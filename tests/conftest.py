@@ -8,12 +8,26 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fwdsnn.config import target_params
 from fwdsnn.reference import write_reference
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = "workflow/configs/quick.yaml"
+DIVERGING = "diverging.yaml"  # written beside the quick study's config by quick_study
+DIVERGING_RUN = "parabola/mlp/bp-diverging/s0"
+OVERLAY = ("--configfile", "config.yaml", QUICK, DIVERGING)
+
+
+def diverging_overlay() -> dict:
+    """The quick overlay's experiments plus one spiking run that diverges (bp at a learning
+    rate of 1e30), so that the end-to-end study shows a diverged run flowing through every stage."""
+    target, model, method, _ = DIVERGING_RUN.split("/")
+    experiments = yaml.safe_load((REPO / QUICK).read_text())["experiments"]
+    return {"methods": {method: {"estimator": "backprop"}},
+            "experiments": [*experiments, {"target": target, "model": model, "methods": [method],
+                                           "train": {"lr": 1.0e+30}}]}
 
 
 def copy_workflow(dest: Path, with_package: bool = False) -> Path:
@@ -48,9 +62,11 @@ def planned_outputs(proc: subprocess.CompletedProcess) -> list[str]:
 
 @pytest.fixture(scope="session")
 def quick_study(tmp_path_factory) -> Path:
-    """The quick overlay run once through every stage, in a copy that carries its own fwdsnn/."""
+    """The quick overlay with one diverging run (DIVERGING) run once through every stage, in a
+    copy that carries its own fwdsnn/."""
     workdir = copy_workflow(tmp_path_factory.mktemp("quick"), with_package=True)
-    snakemake(workdir, "-c2", "--configfile", "config.yaml", QUICK)
+    (workdir / DIVERGING).write_text(yaml.safe_dump(diverging_overlay(), sort_keys=False))
+    snakemake(workdir, "-c2", *OVERLAY)
     return workdir
 
 

@@ -208,3 +208,43 @@ def test_timings_and_everything_derived_from_them_are_marked_as_measurements(tmp
     more_steps = {run: ds.assign(steps=ds["steps"].copy(data=ds["steps"].values + 1)) for run, ds in metrics.items()}
     assert "steps" in io.differing_variables(cost, cost_table(runs, more_steps))
     io.write_dataset(cost, tmp_path / "cost.nc", stage="tables", config={})  # passes the write check
+
+
+def test_a_study_without_spiking_runs_has_empty_hardware_tables_and_figures_that_say_so(monkeypatch):
+    texts = {}
+
+    def keep(fig, png, pdf):
+        texts[png] = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+        figures.plt.close(fig)
+
+    monkeypatch.setattr(figures, "save", keep)
+    runs, metrics = study()
+    ann = {run: ds for run, ds in metrics.items() if "/ann/" in run}
+    energy_ds = energy_table(list(ann), ann)
+    sweep = bit_sweep_table([], {}, {}, [4, 8])
+    for ds, text in ((energy_ds, energy_text), (sweep, bit_sweep_text)):
+        csv, md = text(ds)
+        assert len(csv.splitlines()) == 1 and len(md.splitlines()) == 2  # header (and rule) only
+    figures.plot_bit_sweep(sweep, "sweep.png", "sweep.pdf")
+    figures.plot_energy(energy_ds, "energy.png", "energy.pdf")
+    figures.plot_spike_rates(energy_ds, "rates.png", "rates.pdf")
+    assert set(texts) == {"sweep.png", "energy.png", "rates.png"}
+    assert all("no spiking runs" in text for text in texts.values()), texts
+    figures.plot_accuracy(accuracy_table(list(ann), ann), "accuracy.png", "accuracy.pdf")  # ANN bars
+
+
+def test_the_bit_sweep_figure_names_diverged_methods(monkeypatch):
+    texts, labels = [], []
+
+    def keep(fig, png, pdf):
+        texts.extend(t.get_text() for ax in fig.axes for t in ax.texts)
+        labels.extend(str(line.get_label()) for ax in fig.axes for line in ax.get_lines())
+        figures.plt.close(fig)
+
+    monkeypatch.setattr(figures, "save", keep)
+    runs, metrics = study()
+    spiking = [run for run in runs if "/ann/" not in run]
+    sweep = bit_sweep_table(spiking, metrics, {(r, b): (0.1, 0.9) for r in spiking for b in (4, 8)}, [4, 8])
+    figures.plot_bit_sweep(sweep, "x.png", "x.pdf")
+    assert texts == ["diverged: wp-layer"]
+    assert "rfg-layer, diverged 1/3" in labels and "bp" in labels

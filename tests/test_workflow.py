@@ -11,16 +11,16 @@ from fwdsnn import io
 from fwdsnn.config import load_config_file, validate_config
 from fwdsnn.hardware.format import read_fixed
 from fwdsnn.reference import read_reference, train_mask
-from conftest import QUICK, planned_outputs, snakemake
+from conftest import DIVERGING_RUN, OVERLAY, planned_outputs, snakemake
 
 pytestmark = pytest.mark.e2e
-OVERLAY = ("--configfile", "config.yaml", QUICK)
 
 
 def quick_config(workdir):
-    """config.yaml with the quick overlay merged the way Snakemake merges it."""
-    merged = load_config_file(workdir / "config.yaml")
-    update_config(merged, load_config_file(workdir / QUICK))
+    """config.yaml with the study's overlays merged the way Snakemake merges them."""
+    merged = load_config_file(workdir / OVERLAY[1])
+    for overlay in OVERLAY[2:]:
+        update_config(merged, load_config_file(workdir / overlay))
     return validate_config(merged)
 
 
@@ -41,7 +41,8 @@ def test_every_target_has_reference_data_and_figure(quick_study):
 
 def test_every_quick_run_trained_and_logged_progress(quick_study):
     config = quick_config(quick_study)
-    runs = [(e["target"], e["model"], m) for e in config["experiments"] for m in e["methods"]]
+    runs = [(e["target"], e["model"], m) for e in config["experiments"] for m in e["methods"]
+            if f"{e['target']}/{e['model']}/{m}/s0" != DIVERGING_RUN]
     assert len(runs) == 11
     for target, model, method in runs:
         run = quick_study / "results" / "runs" / target / model / method / "s0"
@@ -54,6 +55,9 @@ def test_every_quick_run_trained_and_logged_progress(quick_study):
         assert "step 10/20 loss" in log and "test rel-L2" in log and "steps/s" in log
         if method != "ann":
             assert prediction.sizes["layer"] >= 2 and "spike rates [" in log
+    history = io.read_dataset(quick_study / "results" / "runs" / DIVERGING_RUN / "history.nc", stage="train")
+    assert history.attrs["status"] == "diverged" and history.sizes["step"] < config["train"]["steps"]
+    assert "stopping with status diverged" in (quick_study / "logs" / "train" / f"{DIVERGING_RUN}.log").read_text()
 
 
 def test_gradient_diagnostics_and_cost_benchmark(quick_study):
@@ -78,25 +82,40 @@ def test_every_spiking_run_went_to_hardware(quick_study):
     bits = config["hardware"]["bits"]
     runs = [f"{e['target']}/{e['model']}/{m}/s0" for e in config["experiments"]
             for m in e["methods"] if config["methods"][m]["spiking"]]
-    for run in runs:
+    assert DIVERGING_RUN in runs
+    completed = [run for run in runs if run != DIVERGING_RUN]
+    for run in completed:
         out = quick_study / "results" / "hardware" / run
         nir_graph = nir.read(out / "model.nir")
-        assert nir_graph.nodes, run
+        assert nir_graph.nodes and nir_graph.metadata["status"] == "completed", run
         energy = io.read_dataset(out / "energy.nc", stage="energy")
-        assert set(energy.data_vars), run
+        assert set(energy.data_vars) and energy.attrs["status"] == "completed", run
         for b in bits:
             fixed = read_fixed(out / f"fixed_w{b}.nc")
             assert {layer.weight_bits for layer in fixed.layers} == {b}
             emulated = io.read_dataset(out / f"emulated_w{b}.nc", stage="hardware")
-            assert np.isfinite(emulated["u_pred"]).all()
+            assert np.isfinite(emulated["u_pred"]).all() and emulated.attrs["status"] == "completed"
+    # the diverged run: placeholders that say so, no network of blown-up weights
+    out = quick_study / "results" / "hardware" / DIVERGING_RUN
+    assert nir.read(out / "model.nir").nodes == {}
+    for name in ["model.nir", "energy.nc", *(f"{kind}_w{b}.nc" for kind in ("fixed", "emulated") for b in bits)]:
+        attrs = nir.read(out / name).metadata if name == "model.nir" else io.read_dataset(out / name).attrs
+        assert attrs["status"] == "diverged", name
+    assert not io.read_dataset(out / f"fixed_w{bits[0]}.nc").data_vars
+    log = (quick_study / "logs" / "hardware" / f"{DIVERGING_RUN}.log").read_text()
+    assert "training diverged; writing placeholders" in log
     sweep = io.read_dataset(quick_study / "results" / "tables" / "bit_sweep.nc", stage="bit_sweep")
     assert list(sweep["bits"].values) == bits
-    assert int(np.isfinite(sweep["emulated_rel_l2"]).sum()) == len(runs) * len(bits)
+    assert int(np.isfinite(sweep["emulated_rel_l2"]).sum()) == len(completed) * len(bits)
     # 16-bit weights keep the float network's accuracy (the emulator is faithful)
     ratio = sweep["ratio_to_float"].sel(bits=16).values
     assert np.nanmax(ratio) < 1.5, ratio
     rows = (quick_study / "results" / "tables" / "bit_sweep.md").read_text().splitlines()
     assert len(rows) == 2 + len(runs)  # header, rule, one row per (experiment, method): 1 seed
+    diverged_row = next(row for row in rows if f" | {DIVERGING_RUN.split('/')[2]} | " in row)
+    assert diverged_row.count("diverged (1/1)") == 3 + len(bits) + (8 in bits)  # each value cell, seeds
+    csv = (quick_study / "results" / "tables" / "bit_sweep.csv").read_text()
+    assert f"{DIVERGING_RUN.rsplit('/', 1)[0].replace('/', ',')}," in csv and csv.count(",1,0,1\n") == 1
     assert (quick_study / "results" / "figures" / "bit_sweep.png").stat().st_size > 10_000
 
 
@@ -109,6 +128,11 @@ def test_metrics_per_run_match_the_run_files(quick_study):
     config = quick_config(quick_study)
     for run in quick_runs(config):
         files = quick_study / "results" / "runs" / run
+        if run == DIVERGING_RUN:
+            metrics = io.read_dataset(files / "metrics.nc", stage="metrics")
+            assert metrics.attrs["status"] == "diverged" and float(metrics["diverged"]) == 1
+            assert np.isnan(float(metrics["energy_snn"]))  # from the placeholder energy.nc
+            continue
         metrics = io.read_dataset(files / "metrics.nc", stage="metrics")
         prediction = io.read_dataset(files / "prediction.nc", stage="train")
         history = io.read_dataset(files / "history.nc", stage="train")
@@ -148,12 +172,20 @@ def test_aggregate_tables(quick_study):
     assert int(accuracy["n_runs"].sum()) == int((accuracy["status"] != "not run").sum()) == len(runs)
     bp = accuracy["rel_l2_mean_ratio_to_bp"].sel({"method": "bp"})
     np.testing.assert_allclose(bp.values[np.isfinite(bp.values)], 1.0)
-    assert int(np.isfinite(bp).sum()) == len(config["experiments"])  # every experiment has bp
+    experiments = {(e["target"], e["model"]) for e in config["experiments"]}
+    assert int(np.isfinite(bp).sum()) == len(experiments)  # every experiment has bp
+    assert diverged == 1  # DIVERGING_RUN
     rows = (tables / "accuracy.md").read_text().splitlines()
     assert len(rows) == 2 + len({run.rsplit("/", 1)[0] for run in runs})
+    method = DIVERGING_RUN.split("/")[2]
+    for name in ("accuracy", "energy"):
+        row = next(row for row in (tables / f"{name}.md").read_text().splitlines() if f" | {method} | " in row)
+        assert "diverged (1/1)" in row, (name, row)
     assert len((tables / "accuracy.csv").read_text().splitlines()) == len(rows) - 1
     cost = io.read_dataset(tables / "cost.nc", stage="table_cost")
-    assert int(cost["steps"].sum()) == len(runs) * config["train"]["steps"]
+    completed = int((cost["status"] == "completed").sum())
+    assert int(cost["steps"].where(cost["status"] == "completed").sum()) == completed * config["train"]["steps"]
+    assert completed == len(runs) - 1
     assert np.all(cost["forward_passes_seed_median"].fillna(1).values > 0)
     energy = io.read_dataset(tables / "energy.nc", stage="table_energy")
     spiking = [m for m in config["methods"] if config["methods"][m]["spiking"]]

@@ -78,7 +78,7 @@ from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS,
                                     THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet,
                                     Layer, write_fixed)
 from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
-from fwdsnn.weights import load_model
+from fwdsnn.hardware.trained import load_trained
 
 log = logging.getLogger(__name__)
 COORDINATE_RANGE = 1.25  # input saturation (normalised units): see the module docstring
@@ -225,11 +225,7 @@ def convert(model: torch.nn.Module, output, bits: int, input_bits: int = INPUT_B
 def convert_run(model_path, bits: int, out_path, input_bits: int = INPUT_BITS,
                 synaptic_delay: int = 0) -> None:
     """The stage: model.nc -> fixed_w{bits}.nc."""
-    model, _, output = load_model(model_path)
-    for name, parameter in model.named_parameters():
-        if not torch.isfinite(parameter).all():  # a diverged run keeps its last finite weights
-            raise ValueError(f"{model_path}: parameter {name!r} is not finite; a network whose "
-                             "training blew up has nothing to convert")
+    model, _, output = load_trained(model_path)
     net = convert(model, output, bits, input_bits, synaptic_delay)
     for layer in net.layers:
         log.info("%s: weight_exp %d, vth %d, state scale %.3e", layer.name, layer.weight_exp,

@@ -21,14 +21,16 @@ import logging
 
 import numpy as np
 import torch
+import xarray as xr
 
 from fwdsnn import io
 from fwdsnn.data import make_problem
 from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STAGE, STATE_BITS,
                                     V_LIMIT, VTH_SHIFT, HardwareNet, Layer, read_fixed)
+from fwdsnn.hardware.trained import load_trained
 from fwdsnn.snn.record import record_spikes
+from fwdsnn.status import COMPLETED
 from fwdsnn.train import prediction_dataset
-from fwdsnn.weights import load_model
 
 log = logging.getLogger(__name__)
 U_MAX = 2 ** (STATE_BITS - 1)
@@ -172,7 +174,7 @@ def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | Non
     reference = io.read_dataset(reference_path, stage="reference", variables=("u", "split"))
     nets = [read_fixed(fixed_path) for fixed_path, _ in pairs]
     delays = [net.synaptic_delay if delay is None else delay for net in nets]
-    model = load_model(model_path)[0].double()  # no dropout or batch norm: train mode changes nothing
+    model = load_trained(model_path)[0].double()  # no dropout or batch norm: train mode changes nothing
     problem = make_problem(reference, nets[0].kind).to(torch.device("cpu"), torch.float64)
     n = len(problem.targets("test"))
     for (fixed_path, _), net, d in zip(pairs, nets, delays):
@@ -201,10 +203,19 @@ def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | Non
         neurons = {layer.name: layer.weight.shape[0] for layer in net.layers}
         ds["spike_agreement"] = ("layer", agreement, {
             "long_name": "share of (neuron, step) pairs spiking as in the float network", "units": "1"})
-        ds.attrs.update(synaptic_delay=d, weight_bits=max(l.weight_bits for l in net.layers),
+        ds.attrs.update(status=COMPLETED, synaptic_delay=d, weight_bits=max(l.weight_bits for l in net.layers),
                         spike_agreement_all=float(np.average(agreement, weights=[neurons[k] for k in layers])))
         io.write_dataset(ds, out_path, stage=STAGE, config={"synaptic_delay": d},
                          inputs=[model_path, fixed_path, reference_path])
         log.info("%s: rel-L2 mean %.4f, spikes as in the float network %.4f", out_path,
                  float(np.mean(ds["rel_l2"])), ds.attrs["spike_agreement_all"])
 
+
+def write_placeholder(path, status: str, bits: int, inputs=()) -> None:
+    """The emulated_w{bits}.nc of a run with nothing to emulate (its training did not
+    complete): `status`, and the error and spike agreement the bit sweep reads, as NaN."""
+    ds = xr.Dataset({"rel_l2": ((), np.nan, {"long_name": f"relative L2 error of the prediction "
+                                             f"(NaN: training {status})", "units": "1"})})
+    ds.attrs.update(status=status, weight_bits=bits, spike_agreement_all=np.nan)
+    io.write_dataset(ds, path, stage=STAGE, config={"weight_bits": bits, "status": status},
+                     inputs=inputs)

@@ -34,8 +34,9 @@ import torch
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.hardware.trained import load_trained
 from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
-from fwdsnn.weights import load_model
+from fwdsnn.status import COMPLETED
 
 STAGE = "energy"
 PJ_PER_SOP = 0.9
@@ -134,15 +135,15 @@ def operation_counts(model: torch.nn.Module, spike_counts: Mapping[str, float],
                                        "function) or per output point", "units": "1"}),
     })
     ds.attrs.update(pj_per_sop=pj_per_sop, pj_per_mac=pj_per_mac, energy_source=SOURCE,
-                    steps=int(model.steps))
+                    steps=int(model.steps), status=COMPLETED)
     return ds
 
 
 def energy_run(model_path, prediction_path, out_path,
                pj_per_sop: float = PJ_PER_SOP, pj_per_mac: float = PJ_PER_MAC) -> Path:
     """The stage: model.nc + prediction.nc (spike counts per layer) -> energy.nc."""
+    model, _, _ = load_trained(model_path)
     prediction = io.read_dataset(prediction_path, stage="train", variables=("u_pred", "spike_count"))
-    model, _, _ = load_model(model_path)
     if not model.neurons:
         raise ValueError(f"{model_path}: not a spiking network (the ANN twin's MACs are in "
                          "every spiking run's energy.nc)")
@@ -153,3 +154,22 @@ def energy_run(model_path, prediction_path, out_path,
     return io.write_dataset(ds, out_path, stage=STAGE, config=config,
                             seed=int(prediction.attrs.get("seed", -1)),
                             inputs=[model_path, prediction_path])
+
+
+TOTALS = ("sop_total", "mac_snn_total", "mac_ann_total", "neuron_updates_total", "energy_snn", "energy_ann")
+
+
+def write_placeholder(model_path, out_path, status: str) -> Path:
+    """The energy.nc of a run with nothing to count (its training did not complete): `status`,
+    and the totals and ratio the metrics read, as NaN."""
+    def nan(name, dims):
+        return (dims, np.full([len(PER)] * len(dims), np.nan),
+                {"long_name": f"{name} (NaN: training {status})",
+                 "units": "pJ" if name in ("energy_snn", "energy_ann") else "1"})
+    ds = xr.Dataset({**{name: nan(name, ("per",)) for name in TOTALS}, "energy_ratio": nan("energy_ratio", ())},
+                    coords={"per": ("per", np.array(PER), {"long_name": "counted per inference or per "
+                                                           "output point", "units": "1"})})
+    ds.attrs["status"] = status
+    source = io.read_dataset(model_path, stage="train")
+    return io.write_dataset(ds, out_path, stage=STAGE, config={"status": status},
+                            seed=int(source.attrs.get("seed", -1)), inputs=[model_path])

@@ -24,8 +24,10 @@ file holds (variables prefixed ``{layer}.``, e.g. ``branch.hidden0.weight``):
 - ``state_scale``: float value of one integer unit of the layer's current u and voltage v.
 
 Global attributes hold the semantics (bit widths, shifts, rounding and overflow modes), the
-input quantisation, the readout decoding (decode, window, output affine, b0) and the synaptic
-delay. Reading validates every variable and range and names the offender.
+input quantisation, the readout decoding (decode, window, output affine, b0), the synaptic
+delay and the run's ``status`` (``completed``). Reading validates every variable and range and
+names the offender. A run whose training diverged has a placeholder instead: ``status`` and
+``weight_bits`` only, no network, which reading refuses by name.
 """
 
 import json
@@ -35,6 +37,7 @@ import numpy as np
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.status import COMPLETED
 
 STAGE = "hardware"
 FORMAT_VERSION = 2  # 2: the fine Dense
@@ -179,7 +182,16 @@ def write_fixed(net: HardwareNet, path, config: dict, inputs=()) -> None:
     """Validate (so no invalid file is ever written) and write atomically with provenance."""
     ds = to_dataset(net)
     validate(ds, str(path))
+    ds.attrs["status"] = COMPLETED  # only a completed run's network is converted
     io.write_dataset(ds, path, stage=STAGE, config=config, inputs=inputs)
+
+
+def write_placeholder(path, status: str, bits: int, inputs=()) -> None:
+    """The fixed_w{bits}.nc of a run with nothing to convert (its training did not complete):
+    no network, only `status`, `weight_bits` and the format version."""
+    ds = xr.Dataset(attrs={"status": status, "weight_bits": bits, "format_version": FORMAT_VERSION})
+    io.write_dataset(ds, path, stage=STAGE, config={"weight_bits": bits, "status": status},
+                     inputs=inputs)
 
 
 def _check_range(where: str, name: str, values: np.ndarray, low: int, high: int) -> None:
@@ -191,6 +203,9 @@ def _check_range(where: str, name: str, values: np.ndarray, low: int, high: int)
 
 def validate(ds: xr.Dataset, where: str) -> None:
     """Every attr, variable, dtype and range the emulator relies on; errors name the offender."""
+    status = ds.attrs.get("status", COMPLETED)
+    if status != COMPLETED:
+        raise io.DatasetError(f"{where}: placeholder of a run whose training {status}: it holds no network")
     for key, expected in SEMANTICS.items():
         if ds.attrs.get(key) != expected:
             raise io.DatasetError(f"{where}: attribute {key!r} is {ds.attrs.get(key)!r}, "

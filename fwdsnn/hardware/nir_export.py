@@ -43,9 +43,10 @@ import numpy as np
 import torch
 
 from fwdsnn import io
+from fwdsnn.hardware.trained import load_trained
 from fwdsnn.snn.lif import LIFLayer, LILayer
 from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
-from fwdsnn.weights import load_model
+from fwdsnn.status import COMPLETED
 
 STAGE = "nir"
 FORMAT = "fwdsnn-nir 1"
@@ -177,8 +178,22 @@ def export_nir(model_path, out_path) -> Path:
     """The stage: model.nc -> model.nir, with fwdsnn's provenance in the top-level metadata."""
     model_path, out_path = Path(model_path), Path(out_path)
     source = io.read_dataset(model_path, stage="train")
-    model, inputs, output = load_model(model_path)
+    model, inputs, output = load_trained(model_path)
     graph = model_graph(model, inputs, output)
+    graph.metadata["status"] = COMPLETED
+    return _write(graph, source, model_path, out_path)
+
+
+def write_placeholder(model_path, out_path, status: str) -> Path:
+    """The model.nir of a run with nothing to export (its training did not complete): a graph
+    without nodes whose metadata gives `status` and the provenance, not a network."""
+    source = io.read_dataset(model_path, stage="train")
+    graph = nir.NIRGraph(nodes={}, edges=[], metadata={"format": FORMAT, "status": status})
+    return _write(graph, source, Path(model_path), Path(out_path))
+
+
+def _write(graph: nir.NIRGraph, source, model_path: Path, out_path: Path) -> Path:
+    """Provenance of model.nc's run into the top-level metadata, then an atomic write."""
     config = {"model": json.loads(source.attrs["model_json"]),
               "method": json.loads(source.attrs["method_json"])}
     graph.metadata.update(io.provenance(STAGE, config, int(source.attrs.get("seed", -1)),

@@ -1,5 +1,6 @@
-# Stage 4: every trained spiking network to hardware: fixed-point files and their integer
-# emulation for each weight width, NIR export, work and energy per inference; the bit sweep.
+# Stage 4: every trained spiking network to hardware, one job per run: fixed-point files and
+# their integer emulation for each weight width, NIR export, work and energy per inference
+# (placeholders that say `diverged` for a diverged run); the bit sweep.
 
 HARDWARE_BITS = config["hardware"]["bits"]
 
@@ -8,54 +9,26 @@ wildcard_constraints:
     bits=r"\d+",
 
 
-rule quantize:
+rule hardware:
     input:
         model=f"results/runs/{RUN_DIR}/model.nc",
+        prediction=f"results/runs/{RUN_DIR}/prediction.nc",
         reference="data/{target}.nc",
     output:
         fixed=expand(f"results/hardware/{RUN_DIR}/fixed_w{{bits}}.nc", bits=HARDWARE_BITS, allow_missing=True),
         emulated=expand(f"results/hardware/{RUN_DIR}/emulated_w{{bits}}.nc", bits=HARDWARE_BITS, allow_missing=True),
+        nir=f"results/hardware/{RUN_DIR}/model.nir",
+        energy=f"results/hardware/{RUN_DIR}/energy.nc",
     params:
         bits=HARDWARE_BITS,
         settings=config["hardware"],
-        code=code_fingerprint("fwdsnn.hardware.convert", "fwdsnn.hardware.emulator"),
+        code=code_fingerprint("fwdsnn.hardware.stage"),
     log:
-        log_path("hardware", f"{RUN_DIR}/quantize"),
+        log_path("hardware", RUN_DIR),
     benchmark:
-        benchmark_path("hardware", f"{RUN_DIR}/quantize")
+        benchmark_path("hardware", RUN_DIR)
     script:
-        "../scripts/quantize.py"
-
-
-rule nir_export:
-    input:
-        f"results/runs/{RUN_DIR}/model.nc",
-    output:
-        f"results/hardware/{RUN_DIR}/model.nir",
-    params:
-        code=code_fingerprint("fwdsnn.hardware.nir_export"),
-    log:
-        log_path("hardware", f"{RUN_DIR}/nir"),
-    benchmark:
-        benchmark_path("hardware", f"{RUN_DIR}/nir")
-    script:
-        "../scripts/nir_export.py"
-
-
-rule energy:
-    input:
-        model=f"results/runs/{RUN_DIR}/model.nc",
-        prediction=f"results/runs/{RUN_DIR}/prediction.nc",
-    output:
-        f"results/hardware/{RUN_DIR}/energy.nc",
-    params:
-        code=code_fingerprint("fwdsnn.hardware.energy"),
-    log:
-        log_path("hardware", f"{RUN_DIR}/energy"),
-    benchmark:
-        benchmark_path("hardware", f"{RUN_DIR}/energy")
-    script:
-        "../scripts/energy.py"
+        "../scripts/hardware.py"
 
 
 rule bit_sweep:
