@@ -25,6 +25,7 @@ SETTINGS = validate_config({
     "methods": {"bp": {"estimator": "backprop"},
                 "stein": {"estimator": "backprop", "surrogate": {"kind": "stein", "samples": 4}}},
     "train": {"steps": 40, "eval_every": 10, "checkpoint_every": 10, "batch": 16, "lr": 0.01},
+    "experiments": [{"target": "p", "model": "mlp", "methods": ["bp", "stein"]}],
 })
 
 
