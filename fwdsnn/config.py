@@ -166,12 +166,16 @@ def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> di
 
 
 def _default_of(schema: dict, key: str) -> Any:
-    """The schema default of a dotted size key (targets.*, models.*, train or experiment train)."""
+    """The schema default of a dotted size key, for naming the key that grew an estimate most."""
     leaf = key.rsplit(".", 1)[-1]
     if key.startswith("targets."):
         sections = [schema["$defs"]["target"], *(schema["$defs"][f] for f in FAMILIES)]
     elif key.startswith("models."):
         sections = [schema["$defs"]["model"]]
+    elif key.startswith(("diagnostics.", "bench.")):
+        sections = [schema["properties"][key.split(".", 1)[0]]]
+    elif ".method_overrides." in key or key.startswith("methods."):
+        sections = [schema["$defs"]["method"]]
     else:
         sections = [schema["$defs"]["train"]]
     for section in sections:
@@ -180,29 +184,52 @@ def _default_of(schema: dict, key: str) -> Any:
     return None
 
 
-def _check_memory(config: dict, schema: dict) -> None:
-    """Each target's data and each training run must fit the memory limit (fwdsnn.limits)."""
-    limit = limits.memory_limit(config["limits"])
+def _run_key(index: int, experiment: dict, method: str):
+    """The dotted config key that set a setting of one run, for the memory check's message."""
+    where = f"experiments.{index}"
+    overrides = _per_method(experiment["method_overrides"], experiment,
+                            f"{where}.method_overrides").get(method, {})
+    prefixes = {"target": f"targets.{experiment['target']}.", "model": f"models.{experiment['model']}."}
 
+    def key(section: str, name: str) -> str:
+        if section == "train":
+            return _train_origin(experiment, method, where)([name]) + name
+        if section == "method":
+            return (f"{where}.method_overrides.{method}." if name in overrides
+                    else f"methods.{method}.") + name
+        return prefixes[section] + name
+
+    return key
+
+
+def _check_memory(config: dict, schema: dict) -> None:
+    """Each target's data, each training run, the diagnostics and the benchmark must fit the
+    memory limit (rough estimates, fwdsnn.limits)."""
     def default_of(key):
         return _default_of(schema, key)
 
+    targets, models = config["targets"], config["models"]
     try:
-        for name, target in config["targets"].items():
+        limit = limits.memory_limit(config["limits"])
+        for name, target in targets.items():
             limits.check(limits.target_terms(name, target), limit,
                          f"the reference data of target {name!r}", default_of)
         for index, experiment in enumerate(config["experiments"]):
             where = f"experiments.{index}"
-            target = config["targets"][experiment["target"]]
-            model = config["models"][experiment["model"]]
+            target, model = targets[experiment["target"]], models[experiment["model"]]
             for method in experiment["methods"]:
                 terms = limits.run_terms(
-                    experiment["target"], target, experiment["model"], model,
-                    method_settings(config, experiment, method, schema, where),
+                    target, model, method_settings(config, experiment, method, schema, where),
                     train_settings(config, experiment, method, schema, where),
-                    lambda name: _train_origin(experiment, method, where)([name]) + name)
-                limits.check(terms, limit, f"training {experiment['model']}/{method} on "
+                    _run_key(index, experiment, method))
+                limits.check(terms + limits.stored_terms(experiment["target"], target), limit,
+                             f"training {experiment['model']}/{method} on "
                              f"{experiment['target']!r} ({where})", default_of)
+            limits.check(limits.diagnostics_terms(experiment["target"], target, experiment["model"],
+                                                  model, config["diagnostics"]), limit,
+                         f"the gradient diagnostics of {experiment['target']}/{experiment['model']}",
+                         default_of)
+        limits.check(limits.bench_terms(config["bench"]), limit, "the cost benchmark", default_of)
     except limits.MemoryLimitError as err:
         raise ConfigError(f"config key '{err.key}': {err.reason}") from None
 

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from fwdsnn.config import ConfigError, load_config_file, load_schema, method_settings, validate_config
+from fwdsnn.limits import machine_memory_bytes, memory_limit
 from conftest import REPO, copy_workflow, snakemake
 
 MINIMAL = {"targets": {"p": {"family": "poisson1d"}}}
@@ -151,6 +152,13 @@ FUZZ = [
     ("experiments.0.train.methods", {"wp": {"steps": 10**12}},
      "config key 'experiments.0.train.methods.wp.steps'"),
     ("limits.memory_mib", 1, "config key 'targets.p.n_train'"),  # an explicit, tiny limit
+    ("diagnostics.batch", 10**9, "config key 'diagnostics.batch'"),
+    ("diagnostics.directions", [10**9], "config key 'diagnostics.directions'"),
+    ("bench.width", 10**6, "config key 'bench.width'"),
+    ("bench.time_steps", [16, 10**9], "config key 'bench.time_steps'"),
+    ("methods.wp.directions", 10**8, "config key 'methods.wp.directions'"),
+    ("experiments.0.method_overrides", {"wp": {"directions": 10**8}},
+     "config key 'experiments.0.method_overrides.wp.directions'"),
     # the study's shape
     ("experiments", [], "config key 'experiments': the study has no experiments"),
     ("experiments.2", {"target": "f", "model": "mlp", "methods": ["wp"]},
@@ -187,11 +195,10 @@ def test_a_study_of_ann_runs_only_is_valid():
 
 
 def test_the_memory_limit_follows_the_machine_or_the_setting():
-    from fwdsnn.limits import machine_memory_bytes, memory_limit
     assert memory_limit({"memory_mib": 3, "memory_fraction": 0.5})[0] == 3 * 2**20
     total = machine_memory_bytes()
-    if total is not None:
-        assert memory_limit({"memory_mib": 0, "memory_fraction": 0.25})[0] == int(0.25 * total)
+    assert total > 2**20
+    assert memory_limit({"memory_mib": 0, "memory_fraction": 0.25})[0] == int(0.25 * total)
 
 
 @pytest.fixture(scope="module")
