@@ -7,16 +7,19 @@ dotted path) and the rule it breaks, because the config is the user interface.
 """
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-from fwdsnn.pdes import ParameterError, family_module
+from fwdsnn import limits
+from fwdsnn.pdes import FAMILY_MODULES as FAMILIES, ParameterError, family_module
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = ("schemas", "config.schema.yaml")  # package data, so an installed fwdsnn validates too
 
 
 class ConfigError(ValueError):
@@ -62,13 +65,20 @@ def check_config_files(paths: Iterable[str | Path]) -> None:
         load_config_file(path)
 
 
-def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    with open(path) as handle:
-        return yaml.safe_load(handle)
+def load_schema() -> dict:
+    """The study's JSON Schema, read from the package (not from workflow/)."""
+    return yaml.safe_load(resources.files("fwdsnn").joinpath(*SCHEMA).read_text())
+
+
+def _is_strict_integer(checker, instance) -> bool:
+    """JSON Schema counts 16.0 as an integer; the study would then fail late (a TypeError, an
+    ``s1.0/`` path), so an integer key takes only a written integer."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
 
 
 def _with_defaults(validator_class):
-    """A validator class that fills each property's schema default before validating it."""
+    """A validator class that fills each property's schema default before validating it, and
+    whose integers are strict."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def properties(validator, props, instance, schema):
@@ -78,7 +88,9 @@ def _with_defaults(validator_class):
                     instance[name] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, props, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": properties})
+    type_checker = validator_class.TYPE_CHECKER.redefine("integer", _is_strict_integer)
+    return jsonschema.validators.extend(validator_class, {"properties": properties},
+                                        type_checker=type_checker)
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
@@ -86,6 +98,19 @@ _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 def _key(prefix: str, path: Iterable[Any]) -> str:
     return (prefix + ".".join(str(part) for part in path)).rstrip(".") or "(top level)"
+
+
+def _non_finite_error(node: Any, path: tuple = ()) -> ConfigError | None:
+    """A NaN or infinity anywhere in the config (YAML's .nan, .inf): every comparison with
+    NaN is false, so the schema's bounds would let it through."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return ConfigError(f"config key '{_key('', path)}': {node} is not a finite number")
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for name, child in children:
+        error = _non_finite_error(child, (*path, name))
+        if error is not None:
+            return error
+    return None
 
 
 def _schema_error(config: dict, schema: dict, prefix=lambda path: "") -> ConfigError | None:
@@ -116,15 +141,97 @@ def _check_target(name: str, target: Mapping[str, Any]) -> None:
 
 def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> dict:
     """A validated deep copy of config with every schema default filled in."""
+    schema = load_schema() if schema is None else schema
     config = copy.deepcopy(dict(config))
-    error = _schema_error(config, load_schema() if schema is None else schema)
+    error = _non_finite_error(config) or _schema_error(config, schema)
     if error is not None:
         raise error
     for name, target in config["targets"].items():
         _check_target(name, target)
+    if not config["experiments"]:
+        raise ConfigError("config key 'experiments': the study has no experiments (each entry "
+                          "trains a target with a model and methods)")
+    trained: dict[tuple, int] = {}
     for index, experiment in enumerate(config["experiments"]):
         _check_experiment(config, index, experiment, schema)
+        for method in experiment["methods"]:
+            run = (experiment["target"], experiment["model"], method)
+            if run in trained:
+                raise ConfigError(f"config key 'experiments.{index}.methods': {'/'.join(run)} is "
+                                  f"already trained by experiments.{trained[run]} (each target/"
+                                  "model/method runs once: merge the two entries)")
+            trained[run] = index
+    _check_memory(config, schema)
     return config
+
+
+def _default_of(schema: dict, key: str) -> Any:
+    """The schema default of a dotted size key, for naming the key that grew an estimate most."""
+    leaf = key.rsplit(".", 1)[-1]
+    if key.startswith("targets."):
+        sections = [schema["$defs"]["target"], *(schema["$defs"][f] for f in FAMILIES)]
+    elif key.startswith("models."):
+        sections = [schema["$defs"]["model"]]
+    elif key.startswith(("diagnostics.", "bench.")):
+        sections = [schema["properties"][key.split(".", 1)[0]]]
+    elif ".method_overrides." in key or key.startswith("methods."):
+        sections = [schema["$defs"]["method"]]
+    else:
+        sections = [schema["$defs"]["train"]]
+    for section in sections:
+        if leaf in section.get("properties", {}):
+            return section["properties"][leaf].get("default")
+    return None
+
+
+def _run_key(index: int, experiment: dict, method: str):
+    """The dotted config key that set a setting of one run, for the memory check's message."""
+    where = f"experiments.{index}"
+    overrides = _per_method(experiment["method_overrides"], experiment,
+                            f"{where}.method_overrides").get(method, {})
+    prefixes = {"target": f"targets.{experiment['target']}.", "model": f"models.{experiment['model']}."}
+
+    def key(section: str, name: str) -> str:
+        if section == "train":
+            return _train_origin(experiment, method, where)([name]) + name
+        if section == "method":
+            return (f"{where}.method_overrides.{method}." if name in overrides
+                    else f"methods.{method}.") + name
+        return prefixes[section] + name
+
+    return key
+
+
+def _check_memory(config: dict, schema: dict) -> None:
+    """Each target's data, each training run, the diagnostics and the benchmark must fit the
+    memory limit (rough estimates, fwdsnn.limits)."""
+    def default_of(key):
+        return _default_of(schema, key)
+
+    targets, models = config["targets"], config["models"]
+    try:
+        limit = limits.memory_limit(config["limits"])
+        for name, target in targets.items():
+            limits.check(limits.target_terms(name, target), limit,
+                         f"the reference data of target {name!r}", default_of)
+        for index, experiment in enumerate(config["experiments"]):
+            where = f"experiments.{index}"
+            target, model = targets[experiment["target"]], models[experiment["model"]]
+            for method in experiment["methods"]:
+                terms = limits.run_terms(
+                    target, model, method_settings(config, experiment, method, schema, where),
+                    train_settings(config, experiment, method, schema, where),
+                    _run_key(index, experiment, method))
+                limits.check(terms + limits.stored_terms(experiment["target"], target), limit,
+                             f"training {experiment['model']}/{method} on "
+                             f"{experiment['target']!r} ({where})", default_of)
+            limits.check(limits.diagnostics_terms(experiment["target"], target, experiment["model"],
+                                                  model, config["diagnostics"]), limit,
+                         f"the gradient diagnostics of {experiment['target']}/{experiment['model']}",
+                         default_of)
+        limits.check(limits.bench_terms(config["bench"]), limit, "the cost benchmark", default_of)
+    except limits.MemoryLimitError as err:
+        raise ConfigError(f"config key '{err.key}': {err.reason}") from None
 
 
 POINTWISE_MODELS = {"spiking_mlp"}  # learn function targets; the others learn operators
@@ -160,20 +267,33 @@ def _per_method(block: Any, experiment: dict, key: str) -> dict:
     return block
 
 
-def train_settings(config: dict, experiment: dict, method: str, schema: dict | None = None,
-                   where: str = "experiments") -> dict:
-    """Top-level train settings, overridden by the experiment's, overridden by its method's."""
+def _train_overrides(experiment: dict, method: str, where: str) -> tuple[dict, dict]:
+    """The experiment's train overrides and its per-method ones for method."""
     overrides = dict(experiment["train"])
     mine = _per_method(overrides.pop("methods", {}), experiment, f"{where}.train.methods").get(method, {})
-    merged = {**config["train"], **overrides, **mine}
+    return overrides, mine
 
-    def origin(path: list) -> str:  # which of the three layers set the offending key
+
+def _train_origin(experiment: dict, method: str, where: str):
+    """Which of the three layers set a train key: the dotted prefix of its config key."""
+    overrides, mine = _train_overrides(experiment, method, where)
+
+    def origin(path: list) -> str:
         if path and path[0] in mine:
             return f"{where}.train.methods.{method}."
         return f"{where}.train." if not path or path[0] in overrides else "train."
 
+    return origin
+
+
+def train_settings(config: dict, experiment: dict, method: str, schema: dict | None = None,
+                   where: str = "experiments") -> dict:
+    """Top-level train settings, overridden by the experiment's, overridden by its method's."""
+    overrides, mine = _train_overrides(experiment, method, where)
+    merged = {**config["train"], **overrides, **mine}
     schema = load_schema() if schema is None else schema
-    error = _schema_error(merged, {**schema["$defs"]["train"], "$defs": schema["$defs"]}, origin)
+    error = _schema_error(merged, {**schema["$defs"]["train"], "$defs": schema["$defs"]},
+                          _train_origin(experiment, method, where))
     if error is not None:
         raise error
     return merged
@@ -200,4 +320,12 @@ def method_settings(config: dict, experiment: dict, method: str, schema: dict | 
 
 def target_params(family: str, **overrides: Any) -> dict:
     """One target's complete, validated parameters: schema defaults plus overrides."""
-    return validate_config({"targets": {"target": {"family": family, **overrides}}})["targets"]["target"]
+    schema = load_schema()
+    targets = {"target": {"family": family, **overrides}}
+    error = _non_finite_error(targets, ("targets",)) or _schema_error(
+        targets, {**schema["properties"]["targets"], "$defs": schema["$defs"]},
+        lambda path: "targets.")
+    if error is not None:
+        raise error
+    _check_target("target", targets["target"])
+    return targets["target"]

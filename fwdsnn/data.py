@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from fwdsnn.io import DatasetError, source
 from fwdsnn.reference import train_mask
 
 LAYOUTS = {"spiking_mlp": "pointwise", "spiking_deeponet": "deeponet", "spiking_seponet": "seponet"}
@@ -102,9 +103,31 @@ def _tensor(values: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32)
 
 
+def check_reference(ds: xr.Dataset, layout: str) -> None:
+    """The variables a layout reads exist and are finite: a NaN in a data file would otherwise
+    train to a "diverged" run instead of failing with the file and the variable named."""
+    where = source(ds)
+    needed = ["u", "split"] + ([] if layout == "pointwise" else ["a"])
+    missing = [name for name in needed if name not in ds.variables]
+    if missing:
+        raise DatasetError(f"{where}: missing variable(s) {', '.join(missing)} "
+                           f"(a {layout} model reads them)")
+    coords = [name for name in ds["u"].dims[1:] if name in ds.coords]
+    if layout == "pointwise":
+        coords = [name for name in ds.coords if ds[name].dims == ("sample",) and name != "sample"]
+    for name in ["u", *needed[2:], *coords]:
+        values = np.asarray(ds[name].values)
+        if np.issubdtype(values.dtype, np.floating):
+            bad = int(np.count_nonzero(~np.isfinite(values)))
+            if bad:
+                raise DatasetError(f"{where}: variable {name!r} holds {bad} non-finite value(s) "
+                                   f"(NaN or inf) of {values.size}")
+
+
 def make_problem(ds: xr.Dataset, model_kind: str) -> Problem:
     """Split and normalise a reference dataset for the layout of a model kind."""
     layout = LAYOUTS[model_kind]
+    check_reference(ds, layout)
     train = train_mask(ds)
     u = ds["u"].values.astype(np.float64)
     output = Affine.standardise(u[train])

@@ -118,6 +118,27 @@ def check_variable_attrs(ds: xr.Dataset) -> None:
                                "(xarray would decode it to float); store the scale separately")
 
 
+def source(ds: xr.Dataset) -> str:
+    """The file a dataset was read from (xarray keeps it in the encoding), for error messages."""
+    return str(ds.encoding.get("source", "dataset (not read from a file)"))
+
+
+def require_attrs(ds: xr.Dataset, names: Iterable[str]) -> None:
+    """Fail naming the file and the global attributes a reading stage needs but lacks."""
+    missing = [name for name in names if name not in ds.attrs]
+    if missing:
+        raise DatasetError(f"{source(ds)}: missing attribute(s) {', '.join(missing)}")
+
+
+def json_attr(ds: xr.Dataset, name: str) -> Any:
+    """A global attribute holding JSON (settings, shapes), decoded; fails naming file and attribute."""
+    require_attrs(ds, (name,))
+    try:
+        return json.loads(ds.attrs[name])
+    except (TypeError, ValueError) as err:
+        raise DatasetError(f"{source(ds)}: attribute {name!r} is not valid JSON ({err})") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -111,6 +111,7 @@ def metrics_run(history_path, prediction_path, out_path, energy_path=None,
                 benchmark_path=None) -> Path:
     """The stage: history.nc + prediction.nc (+ energy.nc, + benchmark TSV) -> metrics.nc."""
     history = io.read_dataset(history_path, stage=TRAIN_STAGE, variables=("loss", "wall_time", "forward_passes"))
+    io.require_attrs(history, ("status",))
     prediction = io.read_dataset(prediction_path, stage=TRAIN_STAGE, variables=("rel_l2", "spike_rate"))
     energy = io.read_dataset(energy_path, stage=ENERGY_STAGE) if energy_path else None
     ds = run_metrics(history, prediction, energy, read_benchmark(benchmark_path))

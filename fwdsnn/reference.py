@@ -18,6 +18,7 @@ from fwdsnn.pdes import family_module
 
 STAGE = "reference"
 SPLIT_TRAIN, SPLIT_TEST = 0, 1
+STORED_DTYPE = np.float32
 log = logging.getLogger(__name__)
 
 
@@ -31,15 +32,35 @@ def make_reference(name: str, params: Mapping[str, Any]) -> xr.Dataset:
              n_train + n_test, time.perf_counter() - start)
     for var in ("u", "a"):
         if var in ds:
-            if not np.all(np.isfinite(ds[var].values)):
-                raise FloatingPointError(f"target {name}: solver produced non-finite {var}")
-            ds[var] = ds[var].astype(np.float32)
+            ds[var] = stored(name, var, ds[var])
     split = np.where(np.arange(n_train + n_test) < n_train, SPLIT_TRAIN, SPLIT_TEST).astype(np.int8)
     ds["split"] = xr.DataArray(split, dims="sample", attrs={
         "long_name": "train/test split", "units": "1",
         "flag_values": np.array([SPLIT_TRAIN, SPLIT_TEST], np.int8), "flag_meanings": "train test"})
     ds.attrs.update(target=name, family=params["family"])
     return ds
+
+
+def stored(name: str, var: str, values: xr.DataArray) -> xr.DataArray:
+    """values in the stored dtype, checked after the cast: a finite float64 can overflow to
+    inf in float32 (exp(500 x)) or underflow to all zeros (1e-50 x), and either would train
+    to a "diverged" run or an infinite error instead of failing here."""
+    where = f"target {name}: variable {var!r}"
+    if not np.all(np.isfinite(values.values)):
+        raise FloatingPointError(f"{where}: the solver produced non-finite values")
+    with np.errstate(over="ignore"):  # counted below, named in the error
+        cast = values.astype(STORED_DTYPE)
+    overflow = int(np.count_nonzero(~np.isfinite(cast.values)))
+    if overflow:
+        raise FloatingPointError(
+            f"{where}: {overflow} of {cast.size} values overflow {np.dtype(STORED_DTYPE).name} "
+            f"(largest |{var}| {np.max(np.abs(values.values)):.3g} > "
+            f"{np.finfo(STORED_DTYPE).max:.3g}); rescale the target")
+    if not np.any(cast.values) and np.any(values.values):
+        raise FloatingPointError(
+            f"{where}: every value underflows to zero in {np.dtype(STORED_DTYPE).name} (largest "
+            f"|{var}| {np.max(np.abs(values.values)):.3g}); rescale the target")
+    return cast
 
 
 def write_reference(name: str, params: Mapping[str, Any], path: str | Path) -> Path:

@@ -24,7 +24,7 @@ from fwdsnn.grad import make_estimator
 from fwdsnn.snn.lif import bare_spikes
 from fwdsnn.snn.models import build_model
 from fwdsnn.snn.spike import make_surrogate
-from fwdsnn.weights import model_dataset, tensors_to_variables, variables_to_tensors
+from fwdsnn.weights import load_parameters, model_dataset, tensors_to_variables, variables_to_tensors
 
 STAGE = "train"
 CHECKPOINT_STAGE = "checkpoint"
@@ -189,8 +189,9 @@ def load_checkpoint(run: Run, path: Path, digest: str) -> tuple[History, int]:
     if ds.attrs.get("digest") != digest:
         log.warning("ignoring checkpoint %s: it was made with other settings", path)
         return History(), 0
+    io.require_attrs(ds, ("next_step",))
     device = next(run.model.parameters()).device
-    run.model.load_state_dict({k: v.to(device) for k, v in variables_to_tensors(ds, "param.").items()})
+    load_parameters(run.model, ds, "param.")
     adam = variables_to_tensors(ds, "adam.")
     state = {}
     for index, (name, _) in enumerate(run.model.named_parameters()):

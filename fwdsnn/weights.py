@@ -53,8 +53,31 @@ def scaler_variables(inputs: Mapping[str, Affine], output: Affine) -> dict[str, 
 def read_scalers(ds: xr.Dataset) -> tuple[dict[str, Affine], Affine]:
     affines = {str(q): Affine(float(o), float(s)) for q, o, s in
                zip(ds["quantity"].values, ds["norm_offset"].values, ds["norm_scale"].values)}
+    if "u" not in affines:
+        raise io.DatasetError(f"{io.source(ds)}: norm_offset/norm_scale lack the quantity 'u'")
     output = affines.pop("u")
     return affines, output
+
+
+def load_parameters(module: torch.nn.Module, ds: xr.Dataset, prefix: str = "") -> None:
+    """Load the parameter variables of ds into module, failing with the file and the parameter
+    named where one is missing, unexpected or of the wrong shape (torch's own error names none)."""
+    where, tensors = io.source(ds), variables_to_tensors(ds, prefix)
+    expected = module.state_dict()
+    missing = [name for name in expected if name not in tensors]
+    if missing:
+        raise io.DatasetError(f"{where}: missing parameter variable(s) "
+                              f"{', '.join(prefix + name for name in missing)}")
+    unexpected = [name for name in tensors if name not in expected]
+    if unexpected:
+        raise io.DatasetError(f"{where}: parameter variable(s) "
+                              f"{', '.join(prefix + name for name in unexpected)} not in the model")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise io.DatasetError(f"{where}: parameter {prefix + name!r} has shape "
+                                  f"{tuple(tensor.shape)}, the model needs {tuple(expected[name].shape)}")
+    device = next(iter(expected.values())).device if expected else None
+    module.load_state_dict({name: tensor.to(device) for name, tensor in tensors.items()})
 
 
 def model_dataset(model: torch.nn.Module, model_cfg: dict, method_cfg: dict,
@@ -68,11 +91,16 @@ def model_dataset(model: torch.nn.Module, model_cfg: dict, method_cfg: dict,
 
 def load_model(path) -> tuple[torch.nn.Module, dict[str, Affine], Affine]:
     """Rebuild a trained network (for inference) and its normalisation from model.nc."""
-    ds = io.read_dataset(path, stage="train", variables=("norm_offset", "norm_scale"))
-    model_cfg, method_cfg = json.loads(ds.attrs["model_json"]), json.loads(ds.attrs["method_json"])
-    spiking = method_cfg["spiking"]
-    surrogate = make_surrogate(method_cfg["surrogate"], torch.Generator()) if spiking else None
-    model = build_model(model_cfg["kind"], json.loads(ds.attrs["shapes_json"]), model_cfg, surrogate, spiking)
-    model.load_state_dict(variables_to_tensors(ds))
+    ds = io.read_dataset(path, stage="train", variables=("norm_offset", "norm_scale", "quantity"))
+    model_cfg, method_cfg, shapes = (io.json_attr(ds, name) for name in
+                                     ("model_json", "method_json", "shapes_json"))
+    try:
+        spiking = method_cfg["spiking"]
+        surrogate = make_surrogate(method_cfg["surrogate"], torch.Generator()) if spiking else None
+        model = build_model(model_cfg["kind"], shapes, model_cfg, surrogate, spiking)
+    except (KeyError, TypeError, ValueError) as err:
+        raise io.DatasetError(f"{path}: model_json/method_json/shapes_json do not describe a "
+                              f"model ({type(err).__name__}: {err})") from None
+    load_parameters(model, ds)
     inputs, output = read_scalers(ds)
     return model, inputs, output

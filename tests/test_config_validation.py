@@ -1,9 +1,12 @@
 """Bad configuration fails `snakemake -n` before any job, naming the key it breaks."""
 
+import copy
+
 import pytest
 import yaml
 
-from fwdsnn.config import ConfigError, load_config_file, method_settings, validate_config
+from fwdsnn.config import ConfigError, load_config_file, load_schema, method_settings, validate_config
+from fwdsnn.limits import machine_memory_bytes, memory_limit
 from conftest import REPO, copy_workflow, snakemake
 
 MINIMAL = {"targets": {"p": {"family": "poisson1d"}}}
@@ -71,7 +74,131 @@ BAD_CONFIGS = [
      "targets:\n  p: {family: poisson1d}\n  p: {family: heat1d}\n", "duplicate key 'p'"),
     ("duplicate top-level key", "seeds: [0]\nseeds: [1]\ntargets: {p: {family: poisson1d}}\n",
      "duplicate key 'seeds'"),
+    ("YAML .nan", "targets: {p: {family: poisson1d, grf: {length_scale: .nan}}}\n",
+     "config key 'targets.p.grf.length_scale': nan is not a finite number"),
+    ("integer written as a float", "seeds: [0]\ntargets: {p: {family: poisson1d, n_train: 2.0e+1}}\n",
+     "config key 'targets.p.n_train': 20.0 is not of type 'integer'"),
+    ("empty study", {**MINIMAL, "experiments": []}, "config key 'experiments'"),
+    ("name with a trailing newline", {"targets": {"evil\n": {"family": "poisson1d"}}},
+     "config key 'targets': 'evil\\n' does not match"),
 ]
+
+
+# A valid study to break one key at a time (validate_config directly: no Snakemake start-up)
+STUDY = {**FUNCTION, "targets": {**FUNCTION["targets"], "p": {"family": "poisson1d"}},
+         "models": {**FUNCTION["models"], "don": {"kind": "spiking_deeponet"}},
+         "methods": {**FUNCTION["methods"], "wp": {"estimator": "perturbation"}},
+         "experiments": [{"target": "f", "model": "mlp", "methods": ["bp", "wp"]},
+                         {"target": "p", "model": "don", "methods": ["bp"]}]}
+
+
+def study(change) -> dict:
+    config = copy.deepcopy(STUDY)
+    change(config)
+    return config
+
+
+def setting(section_path: str, value):
+    """A change that sets one dotted key of STUDY (creating missing mappings)."""
+    def change(config):
+        *parents, leaf = section_path.split(".")
+        node = config
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        if isinstance(node, list) and int(leaf) == len(node):
+            node.append(value)
+        else:
+            node[int(leaf) if isinstance(node, list) else leaf] = value
+    return change
+
+
+NAN, INF = float("nan"), float("inf")
+# (dotted key changed, value, text the error must contain)
+FUZZ = [
+    # non-finite numbers anywhere (YAML .nan / .inf)
+    *[(key, value, f"config key '{key}': {value} is not a finite number") for key, value in [
+        ("train.lr", NAN), ("train.lr_final", INF), ("methods.wp.epsilon", NAN),
+        ("models.mlp.neuron.dt", INF), ("models.mlp.neuron.v_th", NAN), ("models.mlp.gain", -INF),
+        ("methods.bp.surrogate.slope", NAN), ("targets.p.grf.length_scale", INF),
+        ("targets.p.grf.variance", NAN), ("experiments.0.train.lr", INF),
+        ("experiments.0.method_overrides.wp.epsilon", NAN)]],
+    ("targets.b.nu", NAN, "config key 'targets.b.nu': nan is not a finite number"),
+    ("targets.h.t_max", INF, "config key 'targets.h.t_max': inf is not a finite number"),
+    ("targets.f.domain", [[0, INF]], "config key 'targets.f.domain.0.1': inf"),
+    # floats where the schema means integers
+    ("train.steps", 20.0, "config key 'train.steps': 20.0 is not of type 'integer'"),
+    ("models.mlp.width", 16.0, "config key 'models.mlp.width': 16.0 is not of type 'integer'"),
+    ("seeds", [1.0], "config key 'seeds.0': 1.0 is not of type 'integer'"),
+    ("hardware.bits", [8.0], "config key 'hardware.bits.0': 8.0 is not of type 'integer'"),
+    ("hardware.synaptic_delay", 1.0, "config key 'hardware.synaptic_delay'"),
+    ("targets.p.n_points", 51.0, "config key 'targets.p.n_points'"),
+    ("experiments.0.train.batch", 8.0, "config key 'experiments.0.train.batch'"),
+    ("models.mlp.depth", True, "config key 'models.mlp.depth'"),
+    # seeds outside [0, 2**32)
+    ("seeds", [2**64], "config key 'seeds.0'"),
+    ("seeds", [2**32], "config key 'seeds.0'"),
+    ("seeds", [-1], "config key 'seeds.0'"),
+    ("targets.p.seed", 2**32, "config key 'targets.p.seed'"),
+    # sizes past the memory limit
+    ("targets.f.n_train", 10**9, "config key 'targets.f.n_train'"),
+    ("targets.p.n_test", 10**9, "config key 'targets.p.n_test'"),
+    ("targets.h.nx", 10**6, "config key 'targets.h.nx'"),
+    ("targets.h.fine_points", 10**6, "config key 'targets.h.fine_points'"),
+    ("models.mlp.width", 10**6, "config key 'models.mlp.width'"),
+    ("models.don.latent", 10**9, "config key 'models.don.latent'"),
+    ("models.mlp.steps", 10**12, "config key 'models.mlp.steps'"),
+    ("train.steps", 10**12, "config key 'train.steps'"),
+    ("experiments.1.train.batch", 10**9, "config key 'experiments.1.train.batch'"),
+    ("experiments.0.train.methods", {"wp": {"steps": 10**12}},
+     "config key 'experiments.0.train.methods.wp.steps'"),
+    ("limits.memory_mib", 1, "config key 'targets.p.n_train'"),  # an explicit, tiny limit
+    ("diagnostics.batch", 10**9, "config key 'diagnostics.batch'"),
+    ("diagnostics.directions", [10**9], "config key 'diagnostics.directions'"),
+    ("bench.width", 10**6, "config key 'bench.width'"),
+    ("bench.time_steps", [16, 10**9], "config key 'bench.time_steps'"),
+    ("methods.wp.directions", 10**8, "config key 'methods.wp.directions'"),
+    ("experiments.0.method_overrides", {"wp": {"directions": 10**8}},
+     "config key 'experiments.0.method_overrides.wp.directions'"),
+    # the study's shape
+    ("experiments", [], "config key 'experiments': the study has no experiments"),
+    ("experiments.2", {"target": "f", "model": "mlp", "methods": ["wp"]},
+     "config key 'experiments.2.methods': f/mlp/wp is already trained by experiments.0"),
+    # names that become paths
+    ("targets.evil\n", {"family": "poisson1d"}, "'evil\\n' does not match"),
+    ("targets." + "a" * 65, {"family": "poisson1d"}, "is too long"),
+    ("models.m\t", {"kind": "spiking_mlp"}, "config key 'models'"),
+    ("methods.bp\x00", {"estimator": "backprop"}, "config key 'methods'"),
+]
+
+
+STUDY["targets"].update(h={"family": "heat1d"}, b={"family": "burgers1d"})
+
+
+@pytest.mark.parametrize("key, value, expected", FUZZ, ids=[f"{k}={v!r}"[:60] for k, v, _ in FUZZ])
+def test_fuzzed_config_is_refused_naming_the_key(key, value, expected):
+    config = study(setting(key, value))
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config)
+    assert expected in str(caught.value)
+
+
+def test_the_study_before_fuzzing_is_valid():
+    """Every fuzz case above breaks a config that is valid without its change."""
+    validate_config(STUDY)
+
+
+def test_a_study_of_ann_runs_only_is_valid():
+    config = validate_config(study(lambda c: c.update(
+        methods={"ann": {"estimator": "backprop", "spiking": False}},
+        experiments=[{"target": "f", "model": "mlp", "methods": ["ann"]}])))
+    assert [e["methods"] for e in config["experiments"]] == [["ann"]]
+
+
+def test_the_memory_limit_follows_the_machine_or_the_setting():
+    assert memory_limit({"memory_mib": 3, "memory_fraction": 0.5})[0] == 3 * 2**20
+    total = machine_memory_bytes()
+    assert total > 2**20
+    assert memory_limit({"memory_mib": 0, "memory_fraction": 0.25})[0] == int(0.25 * total)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +225,7 @@ def test_the_default_and_quick_configs_are_valid():
 
 
 def test_every_schema_key_has_a_description_and_a_default():
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    schema = load_schema()
     required_anywhere = {"targets", "family", "expression", "domain", "target", "model",
                          "methods", "length_scale", "kind", "estimator"}
     missing = []
@@ -118,17 +245,18 @@ def test_every_schema_key_has_a_description_and_a_default():
 
 
 def test_validation_does_not_modify_its_input():
-    config = with_target()
+    config = copy.deepcopy(STUDY)
     validate_config(config)
-    assert config == with_target()
-    with pytest.raises(ConfigError, match="targets.p.n_test"):
-        validate_config(with_target(n_test=-5))
+    assert config == STUDY
+    with pytest.raises(ConfigError, match="targets.f.n_test"):
+        validate_config(study(lambda c: c["targets"]["f"].update(n_test=-5)))
 
 
 def test_method_overrides_apply_to_their_experiment_only():
     config = validate_config({
         **FUNCTION, "methods": {"rfg": {"estimator": "forward", "directions": 2}},
-        "experiments": [{"target": "f", "model": "mlp", "methods": ["rfg"],
+        "models": {"mlp": {"kind": "spiking_mlp"}, "wide": {"kind": "spiking_mlp", "width": 128}},
+        "experiments": [{"target": "f", "model": "wide", "methods": ["rfg"],
                          "method_overrides": {"rfg": {"directions": 16}}},
                         {"target": "f", "model": "mlp", "methods": ["rfg"]}]})
     tuned, plain = (method_settings(config, e, "rfg") for e in config["experiments"])

@@ -262,7 +262,8 @@ def test_training_with_layer_scope_reduces_the_test_error(parabola, tmp_path):
                             "surrogate": {"kind": "fast_sigmoid", "slope": 10.0}, "scope": "layer",
                             "directions": 4, "distribution": "gaussian", "epsilon": 0.05}},
         "train": {"steps": 600, "eval_every": 300, "checkpoint_every": 1000, "batch": 32,
-                  "lr": 0.03}})
+                  "lr": 0.03},
+        "experiments": [{"target": "p", "model": "mlp", "methods": ["rfg"]}]})
     outputs = {name: tmp_path / f"{name}.nc" for name in ("model", "history", "prediction")}
     status = run_training(reference, settings["models"]["mlp"], settings["methods"]["rfg"],
                           settings["train"], seed=0, device="cpu", outputs=outputs)

@@ -5,13 +5,13 @@ import pytest
 from scipy.integrate import solve_ivp
 from scipy.interpolate import CubicSpline
 
-from fwdsnn.config import validate_config
+from fwdsnn.config import target_params
 from fwdsnn.pdes.advection1d import characteristic_solution, generate, travel_time
 from fwdsnn.pdes.grf import interpolate, sample_grf
 
 
 def params(**overrides):
-    return validate_config({"targets": {"t": {"family": "advection1d", **overrides}}})["targets"]["t"]
+    return target_params("advection1d", **overrides)
 
 
 SMALL = {"nx": 21, "nt": 11, "n_sensors": 16, "fine_points": 64, "refine": 4}

@@ -6,7 +6,7 @@ the validated target entry (schema defaults filled in), ``rng`` is seeded from t
 ``seed``. The dataset holds float64 ``u`` (and ``a`` for operator targets) with real
 coordinates and ``long_name``/``units`` on every variable; the reference stage adds the
 train/test split and provenance. Adding a family: write the module, add one line below, and
-describe its parameters in ``workflow/schemas/config.schema.yaml``.
+describe its parameters in ``fwdsnn/schemas/config.schema.yaml``.
 """
 
 from importlib import import_module
