@@ -78,9 +78,10 @@ def test_generate_matches_independent_ode_solution():
     """generate() against adaptive Runge-Kutta (DOP853, rtol 1e-13) on the same speed, the cubic
     spline of c through the fine grid: tau(x) = int 1/c for the inflow side, and a backtrace of
     dx/ds = -c(x) over s in [0, t] for the points whose characteristic starts at t = 0. The
-    default fine_points and refine, so this bounds the error of the stored data. The difference,
-    7.5e-11, is the Runge-Kutta reference's own (it is 6.5e-10 at rtol 1e-12: the spline's third
-    derivative jumps at every fine-grid knot); refine 4 against 32 differs by only ~4e-12."""
+    default fine_points and refine, so this bounds the error of the stored data. The difference
+    is the Runge-Kutta reference's own (the spline's third derivative jumps at every fine-grid
+    knot): it is not monotone in rtol and differs between machines, so the bound leaves it room;
+    it is still far below float32 storage precision."""
     p = params(nx=21, nt=11, n_sensors=16)
     ds = generate(p, 2, np.random.default_rng(3))
     x_fine = np.linspace(0, 1, p["fine_points"])
@@ -100,7 +101,7 @@ def test_generate_matches_independent_ode_solution():
         reference[:, 0] = np.sin(np.pi * x)
         assert (tau < t[-1]).any() and (tau >= t[1]).any()  # both branches are checked
         worst = max(worst, np.abs(u - reference).max())
-    assert worst < 3e-10, worst  # measured 7.5e-11
+    assert worst < 3e-9, worst
 
 
 def test_refine_converges_fourth_order():
