@@ -5,6 +5,8 @@ fingerprint then covers its own estimator's module and not the others, and editi
 estimator reruns only the runs that use it.
 """
 
+from fwdsnn.fingerprint import code_fingerprint
+
 ESTIMATORS = {
     "backprop": ("fwdsnn.grad.backprop", "Backprop"),
     "forward": ("fwdsnn.grad.forward", "ForwardGradient"),
@@ -18,3 +20,9 @@ def estimator_module(name: str) -> str:
         return ESTIMATORS[name][0]
     except KeyError:
         raise ValueError(f"unknown estimator {name!r}; known: {', '.join(ESTIMATORS)}") from None
+
+
+def training_code_fingerprint(name: str) -> str:
+    """Fingerprint of the code a training run with estimator ``name`` executes: the workflow's
+    rerun trigger and the key that keeps a checkpoint from resuming under other code."""
+    return code_fingerprint("fwdsnn.train", estimator_module(name))

@@ -7,9 +7,11 @@ missing instead of a KeyError deep inside numpy.
 """
 
 import datetime as _dt
+import glob
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -145,12 +147,23 @@ def _umask() -> int:
     return mask
 
 
+def _remove_orphan_temporaries(path: Path) -> None:
+    """Delete the temporary files a killed writer of ``path`` left beside it: atomic_path's own
+    names only (mkstemp's eight random characters), never another file's."""
+    own = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if own.fullmatch(candidate.name) and candidate.is_file():
+            candidate.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends
-    without error, removed otherwise, so a killed job never leaves a half-written result."""
+    without error, removed otherwise, so a killed job never leaves a half-written result (and
+    what a SIGKILL did leave is removed by the next write of the same file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphan_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

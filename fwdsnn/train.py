@@ -20,11 +20,12 @@ import xarray as xr
 
 from fwdsnn import io
 from fwdsnn.data import Problem, make_problem, relative_l2
+from fwdsnn.estimators import training_code_fingerprint
 from fwdsnn.grad import make_estimator
 from fwdsnn.snn.lif import bare_spikes
 from fwdsnn.snn.models import build_model
 from fwdsnn.snn.spike import make_surrogate
-from fwdsnn.weights import load_parameters, model_dataset, tensors_to_variables, variables_to_tensors
+from fwdsnn.weights import model_dataset, tensors_to_variables, variables_to_tensors
 
 STAGE = "train"
 CHECKPOINT_STAGE = "checkpoint"
@@ -162,7 +163,7 @@ def config_digest(*configs: dict) -> str:
 
 
 def save_checkpoint(run: Run, history: History, layers: list[str], next_step: int,
-                    path: Path, digest: str) -> None:
+                    path: Path, digest: str, code: str) -> None:
     optimizer_state = run.optimizer.state_dict()["state"]
     names = [name for name, _ in run.model.named_parameters()]
     adam = {}
@@ -177,43 +178,87 @@ def save_checkpoint(run: Run, history: History, layers: list[str], next_step: in
                      **tensors_to_variables(adam, "adam."),
                      **tensors_to_variables(rng, "rng.", "random generator state")})
     ds = ds.merge(history.to_dataset(layers).rename({"step": "history_step"}))
-    ds.attrs.update(next_step=next_step, digest=digest)
-    io.write_dataset(ds, path, stage=CHECKPOINT_STAGE, config={"digest": digest})
+    ds.attrs.update(next_step=next_step, digest=digest, code_fingerprint=code)
+    io.write_dataset(ds, path, stage=CHECKPOINT_STAGE, config={"digest": digest, "code_fingerprint": code})
 
 
-def load_checkpoint(run: Run, path: Path, digest: str) -> tuple[History, int]:
-    """Restore a run from its checkpoint; a checkpoint of other settings is ignored."""
-    if not path.exists():
-        return History(), 0
-    ds = io.read_dataset(path, stage=CHECKPOINT_STAGE)
-    if ds.attrs.get("digest") != digest:
-        log.warning("ignoring checkpoint %s: it was made with other settings", path)
-        return History(), 0
-    io.require_attrs(ds, ("next_step",))
-    device = next(run.model.parameters()).device
-    load_parameters(run.model, ds, "param.")
+def _checked(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse a checkpoint whose tensors are missing or of other shapes than the run's own."""
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise io.DatasetError(f"missing {what} {', '.join(missing)}")
+    for name, tensor in expected.items():
+        if found[name].shape != tensor.shape:
+            raise io.DatasetError(f"{what} {name} has shape {tuple(found[name].shape)}, "
+                                  f"the run needs {tuple(tensor.shape)}")
+
+
+def _checkpoint_state(run: Run, ds: xr.Dataset) -> tuple[dict, dict, dict, History, int]:
+    """Everything a checkpoint restores, checked against the run before any of it is applied
+    (a half-restored run would be neither the checkpoint's nor a fresh one)."""
+    params = variables_to_tensors(ds, "param.")
+    _checked(params, run.model.state_dict(), "parameter(s)")
     adam = variables_to_tensors(ds, "adam.")
     state = {}
-    for index, (name, _) in enumerate(run.model.named_parameters()):
+    for index, (name, param) in enumerate(run.model.named_parameters()):
         if f"step.{name}" in adam:
-            state[index] = {"step": adam[f"step.{name}"], "exp_avg": adam[f"exp_avg.{name}"].to(device),
-                            "exp_avg_sq": adam[f"exp_avg_sq.{name}"].to(device)}
+            moments = {f"exp_avg.{name}": param, f"exp_avg_sq.{name}": param}
+            _checked(adam, moments, "Adam moment(s)")
+            state[index] = {"step": adam[f"step.{name}"], "exp_avg": adam[f"exp_avg.{name}"],
+                            "exp_avg_sq": adam[f"exp_avg_sq.{name}"]}
+    rng = variables_to_tensors(ds, "rng.")
+    _checked(rng, {name: gen.get_state() for name, gen in run.generators.items()},
+             "random generator state(s)")
+    try:
+        history = History.from_dataset(ds.rename({"history_step": "step"}))
+        step = int(ds.attrs["next_step"])
+    except (KeyError, ValueError) as err:
+        raise io.DatasetError(f"no usable history or next_step ({err!r})") from err
+    return params, state, rng, history, step
+
+
+def _set_aside(path: Path, reason: str) -> None:
+    """Keep an unusable checkpoint for inspection under another name; training starts afresh."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}")
+    path.replace(aside)
+    log.warning("checkpoint %s is unusable (%s): moved to %s; training from the start", path, reason, aside)
+
+
+def load_checkpoint(run: Run, path: Path, digest: str, code: str) -> tuple[History, int]:
+    """Restore a run from its checkpoint; a checkpoint of other settings or other code is
+    ignored, an unreadable or incomplete one is set aside."""
+    if not path.exists():
+        return History(), 0
+    try:
+        ds = io.read_dataset(path, stage=CHECKPOINT_STAGE)
+        if ds.attrs.get("digest") != digest:
+            reason = ("made by other code" if ds.attrs.get("code_fingerprint") != code
+                      else "made with other settings")
+            log.warning("ignoring checkpoint %s: it was %s; training from the start", path, reason)
+            return History(), 0
+        params, state, rng, history, step = _checkpoint_state(run, ds)
+    except io.DatasetError as err:
+        _set_aside(path, str(err))
+        return History(), 0
+    device = next(run.model.parameters()).device
+    run.model.load_state_dict({k: v.to(device) for k, v in params.items()})
+    for moments in state.values():
+        for key in ("exp_avg", "exp_avg_sq"):
+            moments[key] = moments[key].to(device)
     optimizer_state = run.optimizer.state_dict()
     optimizer_state["state"] = state
     run.optimizer.load_state_dict(optimizer_state)
-    for name, values in variables_to_tensors(ds, "rng.").items():
-        run.generators[name].set_state(values)
-    history = History.from_dataset(ds.rename({"history_step": "step"}))
-    step = int(ds.attrs["next_step"])
+    for name, generator in run.generators.items():
+        generator.set_state(rng[name])
     log.info("resumed from %s at step %d", path, step)
     return history, step
 
 
-def train(run: Run, checkpoint: Path, digest: str) -> tuple[History, str, list[str]]:
+def train(run: Run, checkpoint: Path, digest: str, code: str) -> tuple[History, str, list[str]]:
     """The optimisation loop; returns the history, the status and the LIF layer names."""
     cfg, model = run.train_cfg, run.model
     layers = list(getattr(model, "neurons", {}))
-    history, start = load_checkpoint(run, checkpoint, digest)
+    history, start = load_checkpoint(run, checkpoint, digest, code)
     elapsed = history.wall_time[-1] if history.wall_time else 0.0
     passes = history.forward_passes[-1] if history.forward_passes else 0.0
     status, clock, last_log = "completed", time.perf_counter(), (start, time.perf_counter())
@@ -252,7 +297,7 @@ def train(run: Run, checkpoint: Path, digest: str) -> tuple[History, str, list[s
                      done, cfg["steps"], estimate.loss, history.test_mean[-1], history.test_median[-1],
                      " ".join(f"{rates[layer]:.3f}" for layer in layers), speed)
         if done % cfg["checkpoint_every"] == 0 and done < cfg["steps"]:
-            save_checkpoint(run, history, layers, done, checkpoint, digest)
+            save_checkpoint(run, history, layers, done, checkpoint, digest, code)
     return history, status, layers
 
 
@@ -286,13 +331,14 @@ def run_training(reference_path: Path, model_cfg: dict, method_cfg: dict, train_
     torch.set_num_threads(threads)
     reference = io.read_dataset(reference_path, stage="reference", variables=("u", "split"))
     config = {"model": model_cfg, "method": method_cfg, "train": train_cfg}
-    digest = config_digest(config, seed, io.sha256_file(reference_path))
+    code = training_code_fingerprint(method_cfg["estimator"])  # a checkpoint of other code is stale
+    digest = config_digest(config, seed, io.sha256_file(reference_path), code)
     run = build_run(reference, model_cfg, method_cfg, train_cfg, seed, resolve_device(device))
     checkpoint = Path(outputs["model"]).with_name("checkpoint.nc")
     log.info("training %s with %s for %d steps (seed %d, %d parameters)", model_cfg["kind"],
              method_cfg["estimator"], train_cfg["steps"], seed,
              sum(p.numel() for p in run.model.parameters()))
-    history, status, layers = train(run, checkpoint, digest)
+    history, status, layers = train(run, checkpoint, digest, code)
     prediction, rates, counts = predict(run)
     common = dict(config=config, seed=seed, inputs=[reference_path])
     history_ds = history.to_dataset(layers)

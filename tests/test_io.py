@@ -1,6 +1,10 @@
 """NetCDF conventions: atomic writes, provenance, checks on write and on read."""
 
 import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +50,37 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
         io.write_dataset(sample_dataset([9.0, 9.0, 9.0]), target, stage="s", config={})
     assert target.read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.nc"]
+
+
+KILLED_WRITER = """
+import os, signal, sys
+import xarray as xr
+sys.path.insert(0, {tests!r})
+from fwdsnn import io
+from test_io import sample_dataset
+
+def killed(self, path, **kwargs):
+    with open(path, "wb") as handle:
+        handle.write(b"half a file")
+    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup runs
+
+xr.Dataset.to_netcdf = killed
+io.write_dataset(sample_dataset(), {target!r}, stage="s", config={{}})
+"""
+
+
+def test_the_next_write_removes_what_a_killed_writer_left(tmp_path):
+    target = tmp_path / "f.nc"
+    script = KILLED_WRITER.format(tests=str(Path(__file__).parent), target=str(target))
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -signal.SIGKILL
+    orphans = [p.name for p in tmp_path.iterdir()]
+    assert len(orphans) == 1 and orphans[0].startswith(".f.nc.") and orphans[0].endswith(".tmp")
+    # temporaries of other files, even of names that start like this one, are not ours to remove
+    others = [".f.nc.x.nc.abcd1234.tmp", ".g.nc.abcd1234.tmp", ".f.nc.abc.tmp"]
+    for name in others:
+        (tmp_path / name).write_bytes(b"another writer's")
+    io.write_dataset(sample_dataset(), target, stage="s", config={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f.nc", *others])
 
 
 def test_write_refuses_variables_without_units(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 import torch
 import xarray as xr
 
+import fwdsnn.train
 from fwdsnn import io
 from fwdsnn.config import validate_config
 from fwdsnn.data import make_problem
@@ -108,6 +109,81 @@ def test_killed_run_resumes_to_identical_results(parabola, tmp_path):
     assert 0 < killed_at < steps
     _, resumed = train(parabola, directory, steps=steps)
     assert_same_run(uninterrupted, resumed)
+    assert not checkpoint.exists()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupted_run(reference, directory, monkeypatch) -> Path:
+    """A run stopped right after its first checkpoint: the checkpoint stays behind."""
+    real = fwdsnn.train.save_checkpoint
+
+    def save_then_stop(*args):
+        real(*args)
+        raise Interrupted
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fwdsnn.train, "save_checkpoint", save_then_stop)
+        with pytest.raises(Interrupted):
+            train(reference, directory)
+    assert (directory / "checkpoint.nc").exists()
+    return directory / "checkpoint.nc"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(parabola, tmp_path_factory) -> dict:
+    return train(parabola, tmp_path_factory.mktemp("whole"))[1]
+
+
+def messages(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "fwdsnn.train"]
+
+
+def test_a_checkpoint_of_other_code_is_ignored(parabola, uninterrupted, tmp_path, monkeypatch, caplog):
+    checkpoint = interrupted_run(parabola, tmp_path / "run", monkeypatch)
+    monkeypatch.setattr(fwdsnn.train, "training_code_fingerprint", lambda estimator: "edited-code")
+    with caplog.at_level("INFO", logger="fwdsnn.train"):
+        _, restarted = train(parabola, tmp_path / "run")
+    assert f"ignoring checkpoint {checkpoint}: it was made by other code; training from the start" \
+        in messages(caplog)
+    assert not any(m.startswith("resumed") for m in messages(caplog))
+    assert_same_run(uninterrupted, restarted)  # from scratch, so the same as never interrupted
+
+
+def test_a_checkpoint_resumes_under_the_same_code(parabola, tmp_path, monkeypatch, caplog):
+    checkpoint = interrupted_run(parabola, tmp_path / "run", monkeypatch)
+    with caplog.at_level("INFO", logger="fwdsnn.train"):
+        train(parabola, tmp_path / "run")
+    assert f"resumed from {checkpoint} at step 10" in messages(caplog)
+
+
+def drop_a_parameter(checkpoint: Path) -> None:
+    ds = io.read_dataset(checkpoint)
+    io.write_dataset(ds.drop_vars("param.readout.bias"), checkpoint, stage="checkpoint", config={})
+
+
+def truncate(checkpoint: Path) -> None:
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+
+
+@pytest.mark.parametrize("damage,reason", [
+    (truncate, "not a readable NetCDF file"),
+    (drop_a_parameter, "missing parameter(s) readout.bias"),
+])
+def test_a_corrupt_checkpoint_is_set_aside_and_the_run_restarts(parabola, uninterrupted, tmp_path,
+                                                                monkeypatch, caplog, damage, reason):
+    checkpoint = interrupted_run(parabola, tmp_path / "run", monkeypatch)
+    damage(checkpoint)
+    damaged = checkpoint.read_bytes()
+    with caplog.at_level("INFO", logger="fwdsnn.train"):
+        _, restarted = train(parabola, tmp_path / "run")
+    aside = list((tmp_path / "run").glob("checkpoint.nc.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damaged
+    [warning] = [m for m in messages(caplog) if m.startswith(f"checkpoint {checkpoint} is unusable")]
+    assert reason in warning and warning.endswith(f"moved to {aside[0]}; training from the start")
+    assert_same_run(uninterrupted, restarted)
     assert not checkpoint.exists()
 
 

@@ -3,7 +3,7 @@ from snakemake.exceptions import WorkflowError
 
 from fwdsnn.config import (ConfigError, check_config_files, method_settings, train_settings,
                            validate_config)
-from fwdsnn.estimators import ESTIMATORS, estimator_module
+from fwdsnn.estimators import ESTIMATORS, estimator_module, training_code_fingerprint
 from fwdsnn.fingerprint import code_fingerprint
 from fwdsnn.pdes import FAMILY_MODULES
 
@@ -40,7 +40,7 @@ def train_code(wildcards):
     """Fingerprint of the training stage plus the run's own estimator: editing one estimator
     reruns the runs that use it, not the whole study."""
     estimator = config["methods"][wildcards.method]["estimator"]  # overrides cannot change it
-    return code_fingerprint("fwdsnn.train", estimator_module(estimator))
+    return training_code_fingerprint(estimator)
 
 
 def log_path(stage, name):
