@@ -20,6 +20,7 @@ include: "workflow/rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.reference_all.input,
         rules.train_all.input,
@@ -29,4 +30,3 @@ rule all:
         rules.metrics_all.input,
         rules.tables_all.input,
         rules.figures_all.input,
-    default_target: True

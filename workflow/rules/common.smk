@@ -1,8 +1,13 @@
 # Config validation, wildcard constraints, input functions and target lists shared by all rules.
 from snakemake.exceptions import WorkflowError
 
-from fwdsnn.config import (ConfigError, check_config_files, method_settings, train_settings,
-                           validate_config)
+from fwdsnn.config import (
+    ConfigError,
+    check_config_files,
+    method_settings,
+    train_settings,
+    validate_config,
+)
 from fwdsnn.estimators import ESTIMATORS, estimator_module, training_code_fingerprint
 from fwdsnn.fingerprint import code_fingerprint
 from fwdsnn.pdes import FAMILY_MODULES
@@ -39,7 +44,9 @@ def reference_code(wildcards):
 def train_code(wildcards):
     """Fingerprint of the training stage plus the run's own estimator: editing one estimator
     reruns the runs that use it, not the whole study."""
-    estimator = config["methods"][wildcards.method]["estimator"]  # overrides cannot change it
+    estimator = config["methods"][wildcards.method][
+        "estimator"
+    ]  # overrides cannot change it
     return training_code_fingerprint(estimator)
 
 
@@ -53,10 +60,14 @@ def benchmark_path(stage, name):
 
 def experiment_for(wildcards):
     for experiment in config["experiments"]:
-        if (experiment["target"], experiment["model"]) == (wildcards.target, wildcards.model) \
-                and wildcards.method in experiment["methods"]:
+        if (experiment["target"], experiment["model"]) == (
+            wildcards.target,
+            wildcards.model,
+        ) and wildcards.method in experiment["methods"]:
             return experiment
-    raise WorkflowError(f"no experiment trains {wildcards.target}/{wildcards.model} with {wildcards.method}")
+    raise WorkflowError(
+        f"no experiment trains {wildcards.target}/{wildcards.model} with {wildcards.method}"
+    )
 
 
 def run_settings(wildcards):
@@ -76,13 +87,19 @@ RUN_KEYS = [
     for seed in config["seeds"]
 ]
 RUNS = [RUN_DIR.format(**key) for key in RUN_KEYS]
-SPIKING_RUNS = [RUN_DIR.format(**key) for key in RUN_KEYS if config["methods"][key["method"]]["spiking"]]
+SPIKING_RUNS = [
+    RUN_DIR.format(**key)
+    for key in RUN_KEYS
+    if config["methods"][key["method"]]["spiking"]
+]
 EXPERIMENT_TARGETS = list(dict.fromkeys(e["target"] for e in config["experiments"]))
 
 
 def target_runs(wildcards):
     """The runs of every experiment on one target (all models, methods and seeds)."""
-    return [RUN_DIR.format(**key) for key in RUN_KEYS if key["target"] == wildcards.target]
+    return [
+        RUN_DIR.format(**key) for key in RUN_KEYS if key["target"] == wildcards.target
+    ]
 
 
 def energy_input(wildcards):
@@ -96,7 +113,8 @@ def target_training(wildcards):
     """Train settings per 'model/method' of one target's runs (for figure captions)."""
     return {
         f"{e['model']}/{method}": train_settings(config, e, method)
-        for e in config["experiments"] if e["target"] == wildcards.target
+        for e in config["experiments"]
+        if e["target"] == wildcards.target
         for method in e["methods"]
     }
 

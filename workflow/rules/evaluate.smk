@@ -6,14 +6,14 @@ rule gradient_quality:
         "data/{target}.nc",
     output:
         "results/diagnostics/{target}/{model}/gradient_quality.nc",
-    params:
-        model=lambda w: config["models"][w.model],
-        settings=config["diagnostics"],
-        code=code_fingerprint("fwdsnn.diagnostics", estimator_module("forward")),
     log:
         log_path("diagnostics", "{target}/{model}"),
     benchmark:
         benchmark_path("diagnostics", "{target}/{model}")
+    params:
+        model=lambda w: config["models"][w.model],
+        settings=config["diagnostics"],
+        code=code_fingerprint("fwdsnn.diagnostics", estimator_module("forward")),
     script:
         "../scripts/gradient_quality.py"
 
@@ -21,14 +21,16 @@ rule gradient_quality:
 rule bench:
     output:
         "results/bench/estimators.nc",
-    params:
-        settings=config["bench"],
-        code=code_fingerprint("fwdsnn.bench", *(module for module, _ in ESTIMATORS.values())),
     log:
         log_path("bench", "estimators"),
     benchmark:
         benchmark_path("bench", "estimators")
     threads: 256  # Snakemake scales this down to --cores: nothing runs beside the benchmark
+    params:
+        settings=config["bench"],
+        code=code_fingerprint(
+            "fwdsnn.bench", *(module for module, _ in ESTIMATORS.values())
+        ),
     script:
         "../scripts/bench.py"
 
@@ -53,21 +55,27 @@ rule metrics:
         energy=energy_input,
     output:
         f"results/runs/{RUN_DIR}/metrics.nc",
-    params:
-        # read if present, not an input: peak memory of the training job (absent for runs
-        # made outside Snakemake); a retrained run rewrites history.nc, which reruns this
-        train_benchmark=lambda w: benchmark_path("train", f"{w.target}/{w.model}/{w.method}/s{w.seed}"),
-        code=code_fingerprint("fwdsnn.metrics"),
     log:
         log_path("metrics", RUN_DIR),
     benchmark:
         benchmark_path("metrics", RUN_DIR)
+    params:
+        # read if present, not an input: peak memory of the training job (absent for runs
+        # made outside Snakemake); a retrained run rewrites history.nc, which reruns this
+        train_benchmark=lambda w: benchmark_path(
+            "train", f"{w.target}/{w.model}/{w.method}/s{w.seed}"
+        ),
+        code=code_fingerprint("fwdsnn.metrics"),
     script:
         "../scripts/metrics.py"
 
 
 TABLES = ["accuracy", "cost", "energy"]
-TABLE_CATEGORIES = {"accuracy": "Accuracy", "cost": "Training cost", "energy": "Activity and energy"}
+TABLE_CATEGORIES = {
+    "accuracy": "Accuracy",
+    "cost": "Training cost",
+    "energy": "Activity and energy",
+}
 
 
 rule tables:
@@ -84,13 +92,13 @@ rule tables:
             )
             for name in TABLES
         },
-    params:
-        runs=RUNS,
-        code=code_fingerprint("fwdsnn.tables"),
     log:
         log_path("tables", "tables"),
     benchmark:
         benchmark_path("tables", "tables")
+    params:
+        runs=RUNS,
+        code=code_fingerprint("fwdsnn.tables"),
     script:
         "../scripts/tables.py"
 

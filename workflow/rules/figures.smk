@@ -11,13 +11,13 @@ rule figure_reference:
             category="Reference data",
         ),
         pdf="results/figures/reference.pdf",
-    params:
-        targets=TARGETS,
-        code=code_fingerprint("fwdsnn.figures"),
     log:
         log_path("figures", "reference"),
     benchmark:
         benchmark_path("figures", "reference")
+    params:
+        targets=TARGETS,
+        code=code_fingerprint("fwdsnn.figures"),
     script:
         "../scripts/figure_reference.py"
 
@@ -32,13 +32,13 @@ rule figure_gradient_quality:
             category="Gradient estimators",
         ),
         pdf="results/figures/gradient_quality.pdf",
-    params:
-        names=DIAGNOSED,
-        code=code_fingerprint("fwdsnn.figures"),
     log:
         log_path("figures", "gradient_quality"),
     benchmark:
         benchmark_path("figures", "gradient_quality")
+    params:
+        names=DIAGNOSED,
+        code=code_fingerprint("fwdsnn.figures"),
     script:
         "../scripts/figure_gradient_quality.py"
 
@@ -53,12 +53,12 @@ rule figure_estimator_cost:
             category="Gradient estimators",
         ),
         pdf="results/figures/estimator_cost.pdf",
-    params:
-        code=code_fingerprint("fwdsnn.figures"),
     log:
         log_path("figures", "estimator_cost"),
     benchmark:
         benchmark_path("figures", "estimator_cost")
+    params:
+        code=code_fingerprint("fwdsnn.figures"),
     script:
         "../scripts/figure_estimator_cost.py"
 
@@ -66,7 +66,9 @@ rule figure_estimator_cost:
 rule figure_predictions:
     input:
         reference="data/{target}.nc",
-        predictions=lambda w: expand("results/runs/{run}/prediction.nc", run=target_runs(w)),
+        predictions=lambda w: expand(
+            "results/runs/{run}/prediction.nc", run=target_runs(w)
+        ),
         metrics=lambda w: expand("results/runs/{run}/metrics.nc", run=target_runs(w)),
     output:
         png=report(
@@ -75,14 +77,14 @@ rule figure_predictions:
             category="Predictions",
         ),
         pdf="results/figures/predictions_{target}.pdf",
-    params:
-        runs=target_runs,
-        training=target_training,
-        code=code_fingerprint("fwdsnn.figures"),
     log:
         log_path("figures", "predictions_{target}"),
     benchmark:
         benchmark_path("figures", "predictions_{target}")
+    params:
+        runs=target_runs,
+        training=target_training,
+        code=code_fingerprint("fwdsnn.figures"),
     script:
         "../scripts/figure_predictions.py"
 
@@ -97,14 +99,14 @@ rule figure_training:
             category="Training curves",
         ),
         pdf="results/figures/training_{target}.pdf",
-    params:
-        runs=target_runs,
-        training=target_training,
-        code=code_fingerprint("fwdsnn.figures"),
     log:
         log_path("figures", "training_{target}"),
     benchmark:
         benchmark_path("figures", "training_{target}")
+    params:
+        runs=target_runs,
+        training=target_training,
+        code=code_fingerprint("fwdsnn.figures"),
     script:
         "../scripts/figure_training.py"
 
@@ -113,14 +115,18 @@ rule figure_accuracy:
     input:
         "results/tables/accuracy.nc",
     output:
-        png=report("results/figures/accuracy.png", caption="../report/accuracy.rst", category="Accuracy"),
+        png=report(
+            "results/figures/accuracy.png",
+            caption="../report/accuracy.rst",
+            category="Accuracy",
+        ),
         pdf="results/figures/accuracy.pdf",
-    params:
-        code=code_fingerprint("fwdsnn.figures"),
     log:
         log_path("figures", "accuracy"),
     benchmark:
         benchmark_path("figures", "accuracy")
+    params:
+        code=code_fingerprint("fwdsnn.figures"),
     script:
         "../scripts/figure_accuracy.py"
 
@@ -129,18 +135,24 @@ rule figure_energy:
     input:
         "results/tables/energy.nc",
     output:
-        energy_png=report("results/figures/energy.png", caption="../report/energy.rst",
-                          category="Activity and energy"),
+        energy_png=report(
+            "results/figures/energy.png",
+            caption="../report/energy.rst",
+            category="Activity and energy",
+        ),
         energy_pdf="results/figures/energy.pdf",
-        rates_png=report("results/figures/spike_rates.png", caption="../report/spike_rates.rst",
-                         category="Activity and energy"),
+        rates_png=report(
+            "results/figures/spike_rates.png",
+            caption="../report/spike_rates.rst",
+            category="Activity and energy",
+        ),
         rates_pdf="results/figures/spike_rates.pdf",
-    params:
-        code=code_fingerprint("fwdsnn.figures"),
     log:
         log_path("figures", "energy"),
     benchmark:
         benchmark_path("figures", "energy")
+    params:
+        code=code_fingerprint("fwdsnn.figures"),
     script:
         "../scripts/figure_energy.py"
 
@@ -150,7 +162,11 @@ rule figures_all:
         rules.figure_reference.output,
         rules.figure_gradient_quality.output,
         rules.figure_estimator_cost.output,
-        expand("results/figures/{kind}_{target}.{ext}", kind=["predictions", "training"],
-               target=EXPERIMENT_TARGETS, ext=["png", "pdf"]),
+        expand(
+            "results/figures/{kind}_{target}.{ext}",
+            kind=["predictions", "training"],
+            target=EXPERIMENT_TARGETS,
+            ext=["png", "pdf"],
+        ),
         rules.figure_accuracy.output,
         rules.figure_energy.output,

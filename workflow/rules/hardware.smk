@@ -15,18 +15,26 @@ rule hardware:
         prediction=f"results/runs/{RUN_DIR}/prediction.nc",
         reference="data/{target}.nc",
     output:
-        fixed=expand(f"results/hardware/{RUN_DIR}/fixed_w{{bits}}.nc", bits=HARDWARE_BITS, allow_missing=True),
-        emulated=expand(f"results/hardware/{RUN_DIR}/emulated_w{{bits}}.nc", bits=HARDWARE_BITS, allow_missing=True),
+        fixed=expand(
+            f"results/hardware/{RUN_DIR}/fixed_w{{bits}}.nc",
+            bits=HARDWARE_BITS,
+            allow_missing=True,
+        ),
+        emulated=expand(
+            f"results/hardware/{RUN_DIR}/emulated_w{{bits}}.nc",
+            bits=HARDWARE_BITS,
+            allow_missing=True,
+        ),
         nir=f"results/hardware/{RUN_DIR}/model.nir",
         energy=f"results/hardware/{RUN_DIR}/energy.nc",
-    params:
-        bits=HARDWARE_BITS,
-        settings=config["hardware"],
-        code=code_fingerprint("fwdsnn.hardware.stage"),
     log:
         log_path("hardware", RUN_DIR),
     benchmark:
         benchmark_path("hardware", RUN_DIR)
+    params:
+        bits=HARDWARE_BITS,
+        settings=config["hardware"],
+        code=code_fingerprint("fwdsnn.hardware.stage"),
     script:
         "../scripts/hardware.py"
 
@@ -34,23 +42,33 @@ rule hardware:
 rule bit_sweep:
     input:
         metrics=expand("results/runs/{run}/metrics.nc", run=SPIKING_RUNS),
-        emulated=expand("results/hardware/{run}/emulated_w{bits}.nc", run=SPIKING_RUNS, bits=HARDWARE_BITS),
+        emulated=expand(
+            "results/hardware/{run}/emulated_w{bits}.nc",
+            run=SPIKING_RUNS,
+            bits=HARDWARE_BITS,
+        ),
     output:
         table="results/tables/bit_sweep.nc",
         csv="results/tables/bit_sweep.csv",
-        markdown=report("results/tables/bit_sweep.md", caption="../report/bit_sweep_table.rst",
-                        category="Hardware"),
-        png=report("results/figures/bit_sweep.png", caption="../report/bit_sweep.rst",
-                   category="Hardware"),
+        markdown=report(
+            "results/tables/bit_sweep.md",
+            caption="../report/bit_sweep_table.rst",
+            category="Hardware",
+        ),
+        png=report(
+            "results/figures/bit_sweep.png",
+            caption="../report/bit_sweep.rst",
+            category="Hardware",
+        ),
         pdf="results/figures/bit_sweep.pdf",
-    params:
-        runs=SPIKING_RUNS,
-        bits=HARDWARE_BITS,
-        code=code_fingerprint("fwdsnn.tables", "fwdsnn.figures"),
     log:
         log_path("hardware", "bit_sweep"),
     benchmark:
         benchmark_path("hardware", "bit_sweep")
+    params:
+        runs=SPIKING_RUNS,
+        bits=HARDWARE_BITS,
+        code=code_fingerprint("fwdsnn.tables", "fwdsnn.figures"),
     script:
         "../scripts/bit_sweep.py"
 
@@ -58,4 +76,8 @@ rule bit_sweep:
 rule hardware_all:
     input:
         rules.bit_sweep.output,
-        expand("results/hardware/{run}/{name}", run=SPIKING_RUNS, name=["model.nir", "energy.nc"]),
+        expand(
+            "results/hardware/{run}/{name}",
+            run=SPIKING_RUNS,
+            name=["model.nir", "energy.nc"],
+        ),

@@ -4,14 +4,14 @@
 rule reference:
     output:
         "data/{target}.nc",
-    params:
-        target=target_params,
-        code=reference_code,
     log:
         log_path("reference", "{target}"),
     benchmark:
         benchmark_path("reference", "{target}")
     threads: 1
+    params:
+        target=target_params,
+        code=reference_code,
     script:
         "../scripts/reference.py"
 

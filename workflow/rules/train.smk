@@ -8,10 +8,6 @@ rule train:
         model="results/runs/{target}/{model}/{method}/s{seed}/model.nc",
         history="results/runs/{target}/{model}/{method}/s{seed}/history.nc",
         prediction="results/runs/{target}/{model}/{method}/s{seed}/prediction.nc",
-    params:
-        settings=run_settings,
-        device=config["device"],
-        code=train_code,
     log:
         log_path("train", "{target}/{model}/{method}/s{seed}"),
     benchmark:
@@ -19,10 +15,18 @@ rule train:
     threads: config["threads"]
     resources:
         mem_mb=2000,
+    params:
+        settings=run_settings,
+        device=config["device"],
+        code=train_code,
     script:
         "../scripts/train.py"
 
 
 rule train_all:
     input:
-        expand("results/runs/{run}/{name}.nc", run=RUNS, name=["model", "history", "prediction"]),
+        expand(
+            "results/runs/{run}/{name}.nc",
+            run=RUNS,
+            name=["model", "history", "prediction"],
+        ),
