@@ -206,10 +206,29 @@ def scratch(tmp_path_factory):
     return copy_workflow(tmp_path_factory.mktemp("badconfig"))
 
 
+def config_text(config) -> str:
+    return config if isinstance(config, str) else yaml.safe_dump(config)
+
+
 @pytest.mark.parametrize("case, config, expected", BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_is_refused_naming_the_key(tmp_path, case, config, expected):
+    """What the workflow runs on its config (common.smk), without Snakemake's start-up."""
+    path = tmp_path / "config.yaml"
+    path.write_text(config_text(config))
+    with pytest.raises(ConfigError) as err:
+        validate_config(load_config_file(path))
+    assert expected in str(err.value)
+
+
+# a few of the cases through Snakemake itself: the refusal reaches the user before any job
+DRY_RUN_CASES = ("unknown family", "duplicate target name", "YAML .nan", "integer written as a float",
+                 "empty study", "undefined method in experiment", "name with a trailing newline")
+
+
+@pytest.mark.parametrize("case, config, expected", [c for c in BAD_CONFIGS if c[0] in DRY_RUN_CASES],
+                         ids=[c[0] for c in BAD_CONFIGS if c[0] in DRY_RUN_CASES])
 def test_bad_config_fails_the_dry_run_naming_the_key(scratch, case, config, expected):
-    text = config if isinstance(config, str) else yaml.safe_dump(config)
-    (scratch / "config.yaml").write_text(text)
+    (scratch / "config.yaml").write_text(config_text(config))
     proc = snakemake(scratch, "-n", check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, f"{case}: dry run accepted the config"
