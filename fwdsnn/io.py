@@ -218,13 +218,18 @@ def read_dataset(path: str | os.PathLike, *, stage: str | None = None,
 def data_variables_equal(a: xr.Dataset, b: xr.Dataset) -> bool:
     """True when two datasets hold bit-identical data variables and coordinates, attributes and
     marked measurements ignored."""
-    return without_measurements(a).drop_attrs().identical(without_measurements(b).drop_attrs())
+    return _comparable(a).identical(_comparable(b))
+
+
+def _comparable(ds: xr.Dataset) -> xr.Dataset:
+    """What two runs of the same work must share: ds without attributes and measurements."""
+    return without_measurements(ds).drop_attrs()
 
 
 def differing_variables(a: xr.Dataset, b: xr.Dataset) -> list[str]:
     """Names of the unmarked variables that are missing from one dataset or differ in value,
     dims or dtype; empty when :func:`data_variables_equal` holds for the variables."""
-    a, b = without_measurements(a).drop_attrs(), without_measurements(b).drop_attrs()
+    a, b = _comparable(a), _comparable(b)
     names = sorted(set(map(str, a.variables)) | set(map(str, b.variables)))
     return [name for name in names
             if name not in a.variables or name not in b.variables
