@@ -6,6 +6,7 @@ subprocess per point (the resident set after set-up is the baseline, the process
 one step minus it is the step's cost), so no point inherits another's allocations.
 """
 
+import functools
 import json
 import logging
 import statistics
@@ -25,6 +26,7 @@ from fwdsnn.snn.spike import make_surrogate
 
 log = logging.getLogger(__name__)
 ESTIMATORS = {
+    "bp-norse": {"estimator": "backprop-norse"},
     "bp": {"estimator": "backprop"},
     "rfg-global": {"estimator": "forward", "scope": "global", "distribution": "gaussian"},
     "rfg-layer": {"estimator": "forward", "scope": "layer", "distribution": "gaussian"},
@@ -44,17 +46,26 @@ def setup(estimator: str, steps: int, directions: int, settings: dict, seed: int
     return model, (x,), x ** 2, make_estimator(method, torch.Generator().manual_seed(seed))
 
 
+def interleaved_medians(steps: dict, repeats: int) -> dict:
+    """Median wall time of each callable in ``steps`` (key -> step()), repeats interleaved
+    so that every step sees the same machine state."""
+    samples = {key: [] for key in steps}
+    for _ in range(repeats):
+        for key, step in steps.items():
+            start = time.perf_counter()
+            step()
+            samples[key].append(time.perf_counter() - start)
+    return {key: statistics.median(times) for key, times in samples.items()}
+
+
 def step_times(points: list[tuple[str, int, int]], settings: dict) -> dict:
     """Median wall time of one estimator step per (estimator, T, K), repeats interleaved."""
     torch.set_num_threads(1)
-    built = {point: setup(*point, settings) for point in points}
-    samples = {point: [] for point in points}
-    for _ in range(settings["repeats"]):
-        for point, (model, inputs, target, estimator) in built.items():
-            start = time.perf_counter()
-            estimator.estimate(model, inputs, target)
-            samples[point].append(time.perf_counter() - start)
-    return {point: statistics.median(times) for point, times in samples.items()}
+    steps = {}
+    for point in points:
+        model, inputs, target, estimator = setup(*point, settings)
+        steps[point] = functools.partial(estimator.estimate, model, inputs, target)
+    return interleaved_medians(steps, settings["repeats"])
 
 
 def peak_memory_mb(estimator: str, steps: int, directions: int, settings: dict) -> float:
@@ -88,7 +99,7 @@ def _peak_rss() -> int:
 def benchmark(settings: dict) -> xr.Dataset:
     """estimators.nc: step time and peak memory per estimator, T and K, with ratios to bp."""
     names, ts, ks = list(ESTIMATORS), settings["time_steps"], settings["directions"]
-    points = [(name, t, 1 if name == "bp" else k) for name in names for t in ts for k in ks]
+    points = [(name, t, 1 if name.startswith("bp") else k) for name in names for t in ts for k in ks]
     unique = sorted(set(points))
     log.info("timing %d points, %d repeats each", len(unique), settings["repeats"])
     times = step_times(unique, settings)
@@ -101,7 +112,7 @@ def benchmark(settings: dict) -> xr.Dataset:
     for i, name in enumerate(names):
         for j, t in enumerate(ts):
             for k, directions in enumerate(ks):
-                point = (name, t, 1 if name == "bp" else directions)
+                point = (name, t, 1 if name.startswith("bp") else directions)
                 step_time[i, j, k], peak[i, j, k] = times[point], memory[point]
     coords = {"estimator": ("estimator", names, {"long_name": "gradient estimator", "units": "1"}),
               "T": ("T", ts, {"long_name": "simulation time steps", "units": "1"}),

@@ -8,7 +8,8 @@ estimator reruns only the runs that use it.
 from fwdsnn.fingerprint import code_fingerprint
 
 ESTIMATORS = {
-    "backprop": ("fwdsnn.grad.backprop", "Backprop"),
+    "backprop": ("fwdsnn.grad.bptt", "AdjointBackprop"),
+    "backprop-norse": ("fwdsnn.grad.backprop", "Backprop"),
     "forward": ("fwdsnn.grad.forward", "ForwardGradient"),
     "perturbation": ("fwdsnn.grad.perturbation", "WeightPerturbation"),
 }

@@ -135,7 +135,7 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
     outputs = (key("model", fan_out), model[fan_out]) if fan_out else ("outputs", 1)
     inputs = ((key("target", "n_sensors"), target["n_sensors"]) if "n_sensors" in target
               else ("inputs", len(axes)))
-    rows = ("estimator rows", 1) if method["estimator"] == "backprop" else (
+    rows = ("estimator rows", 1) if method["estimator"].startswith("backprop") else (
         key("method", "directions"),
         method["directions"] * (2 if method["estimator"] == "perturbation" else 1))
     per_param = FLOAT32 * (4 + rows[1])  # value, gradient, two Adam moments, the estimator's rows
@@ -146,7 +146,7 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
     ]
     # backprop keeps every layer's state at every step; the forward-only estimators, without
     # autograd, keep the stacked outputs of two layers at a time
-    if method["estimator"] == "backprop":
+    if method["estimator"].startswith("backprop"):
         kept, state = (steps, depth), FLOAT32 * LIF_STATE
     else:
         kept, state = (steps, ("live layers", 2)), FLOAT32

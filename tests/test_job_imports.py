@@ -9,7 +9,7 @@ from fwdsnn.pdes import FAMILY_MODULES
 from conftest import REPO
 
 SCRIPTS = REPO / "workflow" / "scripts"
-NEED_TORCH = {"train.py", "hardware.py", "gradient_quality.py", "bench.py"}
+NEED_TORCH = {"train.py", "hardware.py", "gradient_quality.py", "bench.py", "step_time.py"}
 HEAVY = ("torch", "norse", "nir")
 
 

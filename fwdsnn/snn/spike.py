@@ -22,6 +22,8 @@ def heaviside(u: Tensor) -> Tensor:
 class FastSigmoid:
     """SuperSpike's fast sigmoid derivative 1/(slope|u| + 1)^2 (Norse `super` is slope 1)."""
 
+    random = False  # the same derivative for the same u (BPTT may evaluate it in one call)
+
     def __init__(self, slope: float):
         self.slope = slope
 
@@ -31,6 +33,8 @@ class FastSigmoid:
 
 class Gaussian:
     """Derivative of the Gaussian-smoothed step, phi(u/sigma)/sigma: the mean Stein targets."""
+
+    random = False
 
     def __init__(self, sigma: float):
         self.sigma = sigma
@@ -47,6 +51,8 @@ class Stein:
     xi ~ N(0, 1) from this object's own generator, so runs are reproducible and two passes
     re-seeded alike draw the same noise. Unbiased for phi(u/sigma)/sigma.
     """
+
+    random = True  # each call draws: callers replaying a pass must call step by step, in order
 
     def __init__(self, sigma: float, samples: int, generator: torch.Generator):
         self.sigma = sigma

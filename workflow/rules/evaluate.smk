@@ -35,6 +35,36 @@ rule bench:
         "../scripts/bench.py"
 
 
+# the first experiment of each model is the one whose training step is timed
+STEP_TIME_TARGETS = list(
+    dict.fromkeys(
+        {e["model"]: e["target"] for e in reversed(config["experiments"])}.values()
+    )
+)
+
+
+rule step_time:
+    input:
+        expand("data/{target}.nc", target=STEP_TIME_TARGETS),
+    output:
+        "results/bench/step_time.nc",
+    log:
+        log_path("bench", "step_time"),
+    benchmark:
+        benchmark_path("bench", "step_time")
+    threads: 256  # as for bench: nothing runs beside the timing
+    params:
+        study={
+            key: config[key] for key in ("models", "methods", "train", "experiments")
+        },
+        repeats=config["bench"]["step_time_repeats"],
+        code=code_fingerprint(
+            "fwdsnn.step_time", *(module for module, _ in ESTIMATORS.values())
+        ),
+    script:
+        "../scripts/step_time.py"
+
+
 rule diagnostics_all:
     input:
         expand("results/diagnostics/{run}/gradient_quality.nc", run=DIAGNOSED),
@@ -43,6 +73,7 @@ rule diagnostics_all:
 rule bench_all:
     input:
         rules.bench.output,
+        rules.step_time.output,
 
 
 # Metrics per run and the aggregate tables over the study.
