@@ -26,33 +26,35 @@ from fwdsnn.snn.lif import LIFLayer, LILayer
 class LIFAdjoint(torch.autograd.Function):
     """Spikes (T, B, F) of an LIF layer at rest driven by currents (T, B, F); d/dx by the adjoint.
 
-    Per step: i' = i + x; v_d = (1 - a_m) v + a_m (v_leak + i'); i = (1 - a_s) i';
-    z = H(v_d - v_th) with derivative D = surrogate(v_d - v_th); v = v_d + z (v_reset - v_d).
+    Per step, in the voltage above threshold u = v - v_th: i' = i + x;
+    u_d = (1 - a_m) u + a_m (i' + v_leak - v_th); i = (1 - a_s) i'; z = H(u_d), with derivative
+    D = surrogate(u_d); u = u_d + z (v_reset - v_th - u_d). Views are unbound once: the loops
+    run on small tensors, where each indexing op costs as much as the arithmetic.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, p, dt: float, surrogate) -> Tensor:
         alpha_mem, keep_syn = float(dt * p.tau_mem_inv), float(1 - dt * p.tau_syn_inv)
-        steps = x.shape[0]
-        drive = torch.empty(x.shape, dtype=x.dtype, device=x.device)  # i' of every step
-        drive[0].copy_(x[0])
-        for t in range(1, steps):
-            torch.add(x[t], drive[t - 1], alpha=keep_syn, out=drive[t])
-        drive.add_(p.v_leak).mul_(alpha_mem)
-        decayed, spikes = torch.empty_like(drive), torch.empty_like(drive)
-        v = torch.full_like(drive[0], float(p.v_leak))
-        v_reset = p.v_reset.to(drive)
-        for t in range(steps):
-            torch.add(drive[t], v, alpha=1 - alpha_mem, out=decayed[t])
-            torch.gt(decayed[t], p.v_th, out=spikes[t])
-            torch.lerp(decayed[t], v_reset, spikes[t], out=v)
-        u = decayed.sub_(p.v_th)
+        drive = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        inputs, drives = x.unbind(0), drive.unbind(0)
+        drives[0].copy_(inputs[0])
+        for t in range(1, len(drives)):  # i' of every step
+            torch.add(inputs[t], drives[t - 1], alpha=keep_syn, out=drives[t])
+        offset = (alpha_mem * (p.v_leak - p.v_th)).to(drive)
+        torch.add(offset, drive, alpha=alpha_mem, out=drive)
+        above, spikes = torch.empty_like(drive), torch.empty_like(drive)  # u_d, z
+        u = torch.full_like(drives[0], float(p.v_leak - p.v_th))
+        reset = (p.v_reset - p.v_th).to(drive)
+        for drive_t, above_t, spikes_t in zip(drives, above.unbind(0), spikes.unbind(0)):
+            torch.add(drive_t, u, alpha=1 - alpha_mem, out=above_t)
+            torch.gt(above_t, 0.0, out=spikes_t)
+            torch.lerp(above_t, reset, spikes_t, out=u)
         if surrogate.random:  # the reference's draws, step by step in order
-            derivative = torch.stack([surrogate.derivative(u[t]) for t in range(steps)])
+            derivative = torch.stack([surrogate.derivative(u_t) for u_t in above.unbind(0)])
         else:
-            derivative = surrogate.derivative(u)
-        # v_reset - v_d = (v_reset - v_th) - u; the factor of a_{t+1} in the adjoint of v_d
-        carry = ((1 - spikes) + ((v_reset - p.v_th) - u) * derivative).mul_(1 - alpha_mem)
+            derivative = surrogate.derivative(above)
+        # dL/du_d(t) gets (1 - a_m) dL/du_d(t+1) times (1 - z) + (v_reset - v_th - u_d) D
+        carry = torch.addcmul(1 - spikes, torch.sub(reset, above, out=above), derivative)
         ctx.save_for_backward(carry, derivative)
         ctx.constants = alpha_mem, keep_syn
         return spikes
@@ -61,13 +63,13 @@ class LIFAdjoint(torch.autograd.Function):
     def backward(ctx, grad_spikes: Tensor):
         carry, derivative = ctx.saved_tensors
         alpha_mem, keep_syn = ctx.constants
-        steps = carry.shape[0]
-        adjoint = grad_spikes * derivative  # dL/dv_d, filled backwards in time
-        for t in range(steps - 2, -1, -1):
-            adjoint[t].addcmul_(adjoint[t + 1], carry[t])
+        adjoint = grad_spikes * derivative  # dL/du_d, filled backwards in time
+        steps, carries = adjoint.unbind(0), carry.unbind(0)
+        for t in range(len(steps) - 2, -1, -1):
+            steps[t].addcmul_(steps[t + 1], carries[t], value=1 - alpha_mem)
         adjoint.mul_(alpha_mem)  # dL/di' then follows the synaptic decay backwards
-        for t in range(steps - 2, -1, -1):
-            adjoint[t].add_(adjoint[t + 1], alpha=keep_syn)
+        for t in range(len(steps) - 2, -1, -1):
+            steps[t].add_(steps[t + 1], alpha=keep_syn)
         return adjoint, None, None, None
 
 

@@ -28,7 +28,7 @@ class FastSigmoid:
         self.slope = slope
 
     def derivative(self, u: Tensor) -> Tensor:
-        return (self.slope * u.abs() + 1.0).pow(-2)
+        return torch.add(u.new_ones(()), u.abs(), alpha=self.slope).pow_(-2)
 
 
 class Gaussian:
