@@ -53,8 +53,10 @@ class LIFAdjoint(torch.autograd.Function):
             derivative = torch.stack([surrogate.derivative(u_t) for u_t in above.unbind(0)])
         else:
             derivative = surrogate.derivative(above)
-        # dL/du_d(t) gets (1 - a_m) dL/du_d(t+1) times (1 - z) + (v_reset - v_th - u_d) D
-        carry = torch.addcmul(1 - spikes, torch.sub(reset, above, out=above), derivative)
+        # dL/du_d(t) gets (1 - a_m) dL/du_d(t+1) times (1 - z) + (v_reset - v_th - u_d) D;
+        # written into the buffers of i' and u_d (fresh large tensors cost page faults)
+        carry = torch.sub(spikes.new_ones(()), spikes, out=drive)
+        carry.addcmul_(torch.sub(reset, above, out=above), derivative)
         ctx.save_for_backward(carry, derivative)
         ctx.constants = alpha_mem, keep_syn
         return spikes
