@@ -137,16 +137,17 @@ def plot_gradient_quality(datasets: Mapping[str, xr.Dataset], png: str | Path, p
 
 
 def plot_estimator_cost(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
-    """Step time and peak memory vs T per estimator (one line per K; bp has no K)."""
+    """Step time and peak memory vs T per estimator (one line per K; bp and bp-norse have no K)."""
     fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     styles = ("-", "--", ":", "-.")
     t = ds["T"].values
     for estimator in ds["estimator"].values:
-        ks = ds["K"].values[:1] if estimator == "bp" else ds["K"].values
+        exact = str(estimator).startswith("bp")  # bp and bp-norse: no directions
+        ks = ds["K"].values[:1] if exact else ds["K"].values
         color = method_colour(estimator)
         for k, style in zip(ks, styles):
             point = ds.sel(estimator=estimator, K=k)
-            label = estimator if estimator == "bp" else f"{estimator}, K={k}"
+            label = estimator if exact else f"{estimator}, K={k}"
             ax_time.plot(t, 1e3 * point["step_time"], style, marker="o", ms=3, color=color, label=label)
             ax_mem.plot(t, point["peak_memory"], style, marker="o", ms=3, color=color, label=label)
     for ax, label in ((ax_time, "median step time [ms]"), (ax_mem, "peak memory above baseline [MiB]")):
