@@ -1,14 +1,14 @@
 """BPTT through the LIF layers and the LI readout without recording every step for autograd.
 
-Norse's modules make autograd record ~13 ops per neuron step and replay ~25 in the backward
-pass, so a BPTT step is bound by per-op overhead. Here each layer is one autograd node over
-all T steps:
-- an LIF layer is `LIFAdjoint`: its forward steps the dynamics under no_grad, keeping only the
-  decayed voltages, the spikes and the surrogate derivatives; its backward is the exact
-  reverse-time recursion of `lif_step` (the reset's dependence on z included, as Norse does
-  not detach it), two ops per step;
-- the LI readout is linear and time-invariant: T steps are one (T, T) impulse-response matmul,
-  which autograd differentiates as it is.
+Through Norse's modules autograd records a dozen ops per neuron step and replays about twice
+as many backwards, so a BPTT step is bound by per-op overhead. Here each layer is one autograd
+node over all T steps:
+- an LIF layer is `LIFAdjoint`: its forward steps the dynamics without recording, keeping only
+  what the adjoint needs (the surrogate derivative and the factor through which dL/dv flows
+  to the step before); its backward is the exact reverse-time recursion of `lif_step` (the
+  reset's dependence on z included, as Norse does not detach it), two ops per step;
+- the LI readout is linear and time-invariant: T steps are one (T, T) impulse-response matmul
+  (T^2 per output, small beside the hidden layers), which autograd differentiates as it is.
 `adjoint_layers(model)` swaps these in for the duration of a block, so the models' own forward
 (linear layers, encoding, decode, operator combination) is unchanged. The values equal Norse's
 steps up to the order of floating-point operations.
