@@ -35,17 +35,22 @@ class LIFAdjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, p, dt: float, surrogate) -> Tensor:
         alpha_mem, keep_syn = float(dt * p.tau_mem_inv), float(1 - dt * p.tau_syn_inv)
-        drive = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-        inputs, drives = x.unbind(0), drive.unbind(0)
-        drives[0].copy_(inputs[0])
-        for t in range(1, len(drives)):  # i' of every step
-            torch.add(inputs[t], drives[t - 1], alpha=keep_syn, out=drives[t])
+        if x.stride(0) == 0:  # one current every step (the encoding): i'_t = x sum_k<=t keep^k
+            gains = torch.ones(x.shape[0], dtype=torch.float64).mul_(keep_syn).cumprod(0)
+            gains = gains.div_(keep_syn).cumsum(0).to(x).view(-1, *[1] * (x.ndim - 1))
+            drive = torch.mul(gains, x[0])
+        else:
+            drive = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+            inputs, drives = x.unbind(0), drive.unbind(0)
+            drives[0].copy_(inputs[0])
+            for t in range(1, len(drives)):  # i' of every step
+                torch.add(inputs[t], drives[t - 1], alpha=keep_syn, out=drives[t])
         offset = (alpha_mem * (p.v_leak - p.v_th)).to(drive)
         torch.add(offset, drive, alpha=alpha_mem, out=drive)
         above, spikes = torch.empty_like(drive), torch.empty_like(drive)  # u_d, z
-        u = torch.full_like(drives[0], float(p.v_leak - p.v_th))
+        u = torch.full_like(drive[0], float(p.v_leak - p.v_th))
         reset = (p.v_reset - p.v_th).to(drive)
-        for drive_t, above_t, spikes_t in zip(drives, above.unbind(0), spikes.unbind(0)):
+        for drive_t, above_t, spikes_t in zip(drive.unbind(0), above.unbind(0), spikes.unbind(0)):
             torch.add(drive_t, u, alpha=1 - alpha_mem, out=above_t)
             torch.gt(above_t, 0.0, out=spikes_t)
             torch.lerp(above_t, reset, spikes_t, out=u)
