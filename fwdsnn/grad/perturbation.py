@@ -9,7 +9,7 @@ hidden layer's estimate is zero unless a spike happens to flip, and then it is h
 All perturbed parameter sets, and the unperturbed one whose loss is reported, are evaluated in
 one hand-written pass inside `torch.no_grad()` (`perturbed_outputs`):
 - time-major: every layer advances one step before the next step starts and only the current
-  LIF/LI states are kept (stepped in place, `SteppedInPlace`), so memory does not grow with T;
+  LIF/LI states are kept (stepped in place, `InPlaceRows`), so memory does not grow with T;
 - the sets are a leading batch dimension: a Linear is one batched matmul over them;
 - a set equals the unperturbed network until its first perturbed Linear, so it joins the batch
   there (`rows.JoinPlan`): in layer scope the layers before a block's own run once, unbatched.
@@ -24,7 +24,7 @@ from fwdsnn.grad.base import Estimate, mse
 from fwdsnn.grad.directions import DirectionalEstimator
 from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows
 from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
-from fwdsnn.snn.stepping import SteppedInPlace
+from fwdsnn.snn.neuron import InPlaceRows
 
 
 @torch.no_grad()
@@ -145,10 +145,10 @@ def _spiking_mlp(net: SpikingMLP, x: Tensor, sets: _Sets) -> Tensor:
     """SpikingMLP.forward time-major: input current, LIF layers, readout, LI, decode."""
     current = sets.linear(0, x.unsqueeze(0))  # the same current at every step
     shape = (x.shape[0], net.readout.in_features)
-    lifs = [SteppedInPlace(lif, (1 + sets.live[k], *shape), x) for k, lif in enumerate(net.lifs)]
+    lifs = [InPlaceRows(lif, (1 + sets.live[k], *shape), x) for k, lif in enumerate(net.lifs)]
     spikes = [torch.empty_like(lif.v) for lif in lifs]
     readout = len(net.linears)
-    li = SteppedInPlace(net.li, (1 + sets.live[readout], x.shape[0], net.readout.out_features), x)
+    li = InPlaceRows(net.li, (1 + sets.live[readout], x.shape[0], net.readout.out_features), x)
     start = net.steps - (1 if net.decode == "last" else net.window)
     total = None
     for t in range(net.steps):

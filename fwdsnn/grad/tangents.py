@@ -12,7 +12,7 @@ Norse's layer-by-layer loop holds the whole (T, ...) spike train of each layer. 
 - tangent rows join where their first perturbed Linear is (see `rows.JoinPlan`): layers before it run
   primal-only for them (a layer with no live rows draws no surrogate derivative either),
   which is what makes layer-wise directions cheap.
-The primal mirrors the models' arithmetic op for op (`lif_step`, Norse's LI step, the decode),
+The primal is the models' arithmetic op for op (`fwdsnn.snn.neuron`'s steps and decode),
 so it equals `model(*inputs)` to rounding.
 
 Stein noise is drawn time-major (layer after layer within a step), where the model draws layer
@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from fwdsnn.grad.base import mse
 from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows
 from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
-from fwdsnn.snn.spike import heaviside
+from fwdsnn.snn.neuron import TangentRows
 
 
 @torch.no_grad()
@@ -125,9 +125,9 @@ def _spiking_mlp(net: SpikingMLP, x: Tensor, plan: _Plan) -> tuple[Tensor, Tenso
             raise ValueError("forward-mode tangents need a spike surrogate; the LIF layers have "
                              "none (inside bare_spikes?)")
     current, dcurrent = plan.linear(0, x, None)  # the same current at every step
-    neurons = [_Neuron(lif, current, plan.live[k]) for k, lif in enumerate(net.lifs)]
+    neurons = [TangentRows(lif, current, plan.live[k]) for k, lif in enumerate(net.lifs)]
     readout = len(net.linears)
-    li = _Neuron(net.li, current.new_zeros(*current.shape[:-1], net.readout.out_features),
+    li = TangentRows(net.li, current.new_zeros(*current.shape[:-1], net.readout.out_features),
                  plan.live[readout])
     start = net.steps - (1 if net.decode == "last" else net.window)
     total = dtotal = None
@@ -145,60 +145,6 @@ def _spiking_mlp(net: SpikingMLP, x: Tensor, plan: _Plan) -> tuple[Tensor, Tenso
     if net.decode == "last":
         return total, dtotal
     return total / net.window, None if dtotal is None else dtotal / net.window
-
-
-class _Neuron:
-    """The state (v, i) of one LIF or LI layer and its live tangent rows (dv, di).
-
-    Primal steps are Norse's (`lif_step` / `li_feed_forward_step`) op for op, with the constant
-    factors dt * tau^-1 computed once (the same 0-d products the step would form)."""
-
-    def __init__(self, layer, like: Tensor, live: int):
-        p, dt = layer.p, layer.dt
-        zeros = torch.zeros_like(like)
-        self.v, self.i = zeros + p.v_leak, zeros  # `_AtRest.initial_state`
-        self.p, self.surrogate = p, getattr(layer, "surrogate", None)
-        self.alpha_mem = dt * p.tau_mem_inv
-        self.lerp_weight = float(self.alpha_mem)
-        self.minus_alpha_syn = -dt * p.tau_syn_inv
-        self.keep_syn = 1.0 + self.minus_alpha_syn
-        self.dv = self.di = None
-        if live:
-            self.dv = like.new_zeros(live, *like.shape)
-            self.di = like.new_zeros(live, *like.shape)
-
-    def _integrate(self, current: Tensor, dcurrent: Tensor | None) -> Tensor:
-        """Synaptic jump and the voltage/current Euler update (common to LIF and LI)."""
-        p = self.p
-        i_new = self.i + current
-        v_decayed = self.v + self.alpha_mem * ((p.v_leak - self.v) + i_new)
-        self.i = i_new + self.minus_alpha_syn * i_new
-        self.v = v_decayed
-        if self.dv is not None:
-            di_new = self.di + dcurrent
-            self.dv = torch.lerp(self.dv, di_new, self.lerp_weight)
-            self.di = di_new * self.keep_syn
-        return v_decayed
-
-    def li_step(self, current: Tensor, dcurrent: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """Norse's `li_feed_forward_step`: the readout voltage and its tangents."""
-        return self._integrate(current, dcurrent), self.dv
-
-    def lif_step(self, current: Tensor, dcurrent: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """`lif_step`: spikes and their tangents D(u) * dv, then the reset."""
-        p = self.p
-        v_decayed = self._integrate(current, dcurrent)
-        u = v_decayed - p.v_th
-        z = heaviside(u)
-        not_z = 1 - z
-        self.v = not_z * v_decayed + z * p.v_reset
-        if self.dv is None:
-            return z, None
-        derivative = self.surrogate.derivative(u)  # one draw, shared by all tangent rows
-        dz = derivative * self.dv
-        # v = (1 - z) v_decayed + z v_reset  =>  dv = (1 - z) dv_decayed + dz (v_reset - v_decayed)
-        self.dv = self.dv * (not_z + derivative * (p.v_reset - v_decayed))
-        return z, dz
 
 
 def _deeponet(model: SpikingDeepONet, a: Tensor, coords: Tensor, blocks: Blocks,

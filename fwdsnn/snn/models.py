@@ -12,12 +12,12 @@ from norse.torch.functional.lif import LIFParameters
 from torch import Tensor, nn
 
 from fwdsnn.snn.lif import LIFLayer, LILayer
+from fwdsnn.snn.neuron import DECODES, decode
 
 # Norse's LIF, except dt = 2^-10 s (not 1 ms): then dt tau_inv is a multiple of 1/4096 for every
 # integer tau_inv, so Loihi's 12-bit decays realise the trained network exactly (hardware/convert).
 NEURON_DEFAULTS = {"tau_syn_inv": 200.0, "tau_mem_inv": 100.0, "v_th": 1.0, "v_leak": 0.0,
                    "v_reset": 0.0, "dt": 2.0 ** -10}
-DECODES = ("last", "mean")
 KINDS = ("spiking_mlp", "spiking_deeponet", "spiking_seponet")
 MLP_KEYS = ("width", "depth", "steps", "neuron", "gain", "decode", "window")  # model config
 
@@ -103,7 +103,7 @@ class SpikingMLP(_SpikeLog, nn.Module):
             counts[f"hidden{k}"] = h.detach().sum(dim=(0, -1))
         self._record(counts)
         v, _ = self.li(self.readout(h))
-        return v[-1] if self.decode == "last" else v[-self.window:].mean(0)
+        return decode(v, self.decode, self.window)
 
     def _record(self, counts: dict[str, Tensor]):
         """Keep the counts unless they are functorch-wrapped (they would escape the transform)."""
