@@ -14,7 +14,8 @@ Semantics (all arithmetic in int64; t = 0, 1, ... is the step):
   ``u = wrap(trunc0(u * (4096 - (du + 1))) + (a << 6))`` (Lava's conditional +-2^24 wrap),
   ``v = clip(trunc0(v * (4096 - dv)) + u + (bias_mant << bias_exp), -(2^23 - 1), 2^23 - 1)``,
   ``s = v > vth << 6``, ``v = 0`` where s; the readout (spiking = 0) skips the last two.
-Checked bit for bit against Lava's own traces (tests/data/lava_golden.nc).
+Checked bit for bit against Lava's own traces (tests/data/lava_golden.nc). The sub-networks'
+decoded floats are combined by the model kind's own `combine` (fwdsnn.snn.models), in float.
 """
 
 import logging
@@ -28,6 +29,7 @@ from fwdsnn.data import make_problem
 from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STAGE, STATE_BITS,
                                     V_LIMIT, VTH_SHIFT, HardwareNet, Layer, read_fixed)
 from fwdsnn.hardware.trained import load_trained
+from fwdsnn.snn.models import model_class
 from fwdsnn.snn.record import record_spikes
 from fwdsnn.status import COMPLETED
 from fwdsnn.train import prediction_dataset
@@ -145,24 +147,15 @@ def emulate(net: HardwareNet, inputs: tuple, delay: int | None = None
     """The model's output (normalised units) for its usual inputs (see Problem.model_inputs),
     and the spike trains (steps, batch, n) of every LIF layer by name."""
     delay = net.synaptic_delay if delay is None else delay
-    if net.kind == "spiking_mlp":
-        feeds = {"": inputs[0]}
-    elif net.kind == "spiking_deeponet":
-        feeds = {"branch": inputs[0], "trunk": inputs[1]}
-    else:
-        feeds = {"branch": inputs[0], **{f"trunk{i}": x for i, x in enumerate(inputs[1])}}
+    kind = model_class(net.kind)
+    feeds = kind.subnet_inputs(net.subnets, inputs)
     outputs, spikes = {}, {}
     for key, layers in net.subnets.items():
-        outputs[key], traces = run_subnet(net, layers, np.asarray(feeds[key]), delay)
+        decoded, traces = run_subnet(net, layers, np.asarray(feeds[key]), delay)
+        outputs[key] = torch.from_numpy(decoded)
         spikes.update({layer.name: trace["s"] for layer, trace in zip(layers, traces) if layer.spiking})
-    if net.kind == "spiking_mlp":
-        return outputs[""], spikes
-    if net.kind == "spiking_deeponet":
-        return outputs["branch"] @ outputs["trunk"].T + net.b0, spikes
-    trunks = [outputs[f"trunk{i}"] for i in range(len(feeds) - 1)]
-    grid = "ijklmnopq"[:len(trunks)]
-    equation = "fr," + ",".join(f"{c}r" for c in grid) + "->f" + grid
-    return np.einsum(equation, outputs["branch"], *trunks) + net.b0, spikes
+    b0 = torch.tensor(net.b0, dtype=torch.float64)
+    return kind.combine(outputs, {"b0": b0}).numpy(), spikes
 
 
 def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | None = None) -> None:
