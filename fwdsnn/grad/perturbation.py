@@ -9,7 +9,8 @@ hidden layer's estimate is zero unless a spike happens to flip, and then it is h
 All perturbed parameter sets, and the unperturbed one whose loss is reported, are evaluated in
 one hand-written pass inside `torch.no_grad()` (`perturbed_outputs`):
 - time-major: every layer advances one step before the next step starts and only the current
-  LIF/LI states are kept (stepped in place, `InPlaceRows`), so memory does not grow with T;
+  LIF/LI states are kept (stepped in place: `neuron.integrate_` / `spike_`), so memory does
+  not grow with T;
 - the sets are a leading batch dimension: a Linear is one batched matmul over them;
 - a set equals the unperturbed network until its first perturbed Linear, so it joins the batch
   there (`rows.JoinPlan`): in layer scope the layers before a block's own run once, unbatched.
@@ -18,13 +19,14 @@ loaded under `bare_spikes` to rounding (the tests check it).
 """
 
 import torch
+from norse.torch.functional.leaky_integrator import LIState
 from torch import Tensor, nn
 
 from fwdsnn.grad.base import Estimate, mse
 from fwdsnn.grad.directions import DirectionalEstimator
 from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows, run_subnets
 from fwdsnn.snn.models import SpikingModel
-from fwdsnn.snn.neuron import InPlaceRows
+from fwdsnn.snn.neuron import integrate_, rest_state, spike_, step_factors
 
 
 @torch.no_grad()
@@ -100,15 +102,18 @@ class _Sets(JoinPlan):
     tanh = staticmethod(torch.tanh)
 
     def neuron(self, k: int, layer, width: int):
-        """`InPlaceRows` step of the neuron layer Linear k drives (LIF: spikes into a buffer)."""
-        rows = InPlaceRows(layer, (1 + self.live[k], self.batch, width), self.like)
+        """In-place step of the neuron layer Linear k drives (LIF: spikes into a buffer)."""
+        p = layer.p
+        state = rest_state(LIState, self.like.new_zeros(1 + self.live[k], self.batch, width), p)
+        factors = step_factors(p, layer.dt, self.like)
+        scratch = torch.empty_like(state.i)
         if k == len(self.linears) - 1:
-            return rows.integrate
-        spikes = torch.empty_like(rows.v)
+            return lambda current: integrate_(current, state, p, factors, scratch)
+        spikes = torch.empty_like(state.v)
 
         def step(current: Tensor) -> Tensor:
-            rows.integrate(current)
-            return rows.spike(spikes)
+            integrate_(current, state, p, factors, scratch)
+            return spike_(state, p, factors, spikes, scratch)
         return step
 
     @staticmethod

@@ -33,7 +33,7 @@ from torch import Tensor
 from fwdsnn.grad.base import mse
 from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows, run_subnets
 from fwdsnn.snn.models import SpikingModel
-from fwdsnn.snn.neuron import TangentRows
+from fwdsnn.snn.neuron import li_tangent_step, lif_tangent_step, step_factors, tangent_rest
 
 
 @torch.no_grad()
@@ -94,14 +94,22 @@ class _Plan(JoinPlan):
         return h, None if value[1] is None else value[1] * (1.0 - h * h)
 
     def neuron(self, k: int, layer, width: int):
-        """`TangentRows` step of the neuron layer Linear k drives (LIF: spike tangents)."""
-        rows = TangentRows(layer, self.like.new_zeros(*self.like.shape[:-1], width), self.live[k])
-        if k == len(self.linears) - 1:
-            return lambda value: rows.li_step(*value)
-        if layer.surrogate is None:
+        """Tangent step of the neuron layer Linear k drives (LIF: spike tangents)."""
+        p, readout = layer.p, k == len(self.linears) - 1
+        if not readout and layer.surrogate is None:
             raise ValueError("forward-mode tangents need a spike surrogate; the LIF layers have "
                              "none (inside bare_spikes?)")
-        return lambda value: rows.lif_step(*value)
+        state = tangent_rest(self.like.new_zeros(*self.like.shape[:-1], width), p, self.live[k])
+        factors = step_factors(p, layer.dt, self.like)
+
+        def step(value: tuple) -> tuple[Tensor, Tensor | None]:
+            nonlocal state
+            if readout:
+                out, state = li_tangent_step(*value, state, p, factors)
+            else:
+                out, state = lif_tangent_step(*value, state, p, factors, layer.surrogate)
+            return out
+        return step
 
     @staticmethod
     def add(total: tuple | None, value: tuple) -> tuple:

@@ -5,12 +5,16 @@ and of the readout decode, in Norse's functional style: a step maps (input, stat
 Every pass over the network steps through here, so the passes cannot drift apart:
 - `lif_step` / `li_step`: the autograd primal (BPTT; `torch.func.jvp` / vmap through `spike`),
   op for op Norse's `lif_feed_forward_step` / `li_feed_forward_step` (bit-identical);
-- `TangentRows`: the primal and N tangent rows of one layer (forward-mode tangents);
-- `InPlaceRows`: a batch of rows stepped in place (weight perturbation's parameter sets);
+- `lif_tangent_step` / `li_tangent_step`: the primal and N tangent rows of one layer
+  (forward-mode tangents), over a `TangentState`;
+- `integrate_` / `spike_`: a batch of rows stepped in place (weight perturbation's parameter
+  sets), over an `LIState` the pass owns;
 - `decode_window` / `decode`: which readout steps make the output.
-The row variants keep their state as attributes (the state of a time-major pass is only the
-current step's); their primal values equal `lif_step` / `li_step` to the last bit.
+The row variants take their constants as `Factors`, formed once per pass; their primal values
+equal `lif_step` / `li_step` to the last bit.
 """
+
+from typing import NamedTuple
 
 import torch
 from norse.torch.functional.leaky_integrator import LIState
@@ -61,103 +65,112 @@ def decode(voltages: Tensor, decode: str, window: int) -> Tensor:
     return voltages[-1] if decode == "last" else voltages[-window:].mean(0)
 
 
-class TangentRows:
-    """The state (v, i) of one LIF or LI layer and its live tangent rows (dv, di), N rows
-    leading. The primal is `lif_step` / `li_step` with the 0-d factors dt * tau^-1 formed once;
-    a spike's tangent is `surrogate.derivative(u) * dv`, ONE derivative per step shared by all
-    rows (for Stein: the jvp with that noise held fixed)."""
+class Factors(NamedTuple):
+    """The constant factors of a step, formed once per pass: the same 0-d products dt * tau^-1
+    the step forms (so values stay bit-identical), and what the row steps derive from them."""
 
-    def __init__(self, layer, like: Tensor, live: int):
-        p, dt = layer.p, layer.dt
-        self.v, self.i = rest_state(LIState, like, p)
-        self.p, self.surrogate = p, getattr(layer, "surrogate", None)
-        self.alpha_mem = dt * p.tau_mem_inv
-        self.lerp_weight = float(self.alpha_mem)
-        self.minus_alpha_syn = -dt * p.tau_syn_inv
-        self.keep_syn = 1.0 + self.minus_alpha_syn
-        self.dv = self.di = None
-        if live:
-            self.dv = like.new_zeros(live, *like.shape)
-            self.di = like.new_zeros(live, *like.shape)
-
-    def _integrate(self, current: Tensor, dcurrent: Tensor | None) -> Tensor:
-        """Synaptic jump and the voltage/current Euler update (common to LIF and LI)."""
-        p = self.p
-        i_new = self.i + current
-        v_decayed = self.v + self.alpha_mem * ((p.v_leak - self.v) + i_new)
-        self.i = i_new + self.minus_alpha_syn * i_new
-        self.v = v_decayed
-        if self.dv is not None:
-            di_new = self.di + dcurrent
-            self.dv = torch.lerp(self.dv, di_new, self.lerp_weight)
-            self.di = di_new * self.keep_syn
-        return v_decayed
-
-    def li_step(self, current: Tensor, dcurrent: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """`li_step`: the readout voltage and its tangents."""
-        return self._integrate(current, dcurrent), self.dv
-
-    def lif_step(self, current: Tensor, dcurrent: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """`lif_step`: spikes and their tangents D(u) * dv, then the reset."""
-        p = self.p
-        v_decayed = self._integrate(current, dcurrent)
-        u = v_decayed - p.v_th
-        z = heaviside(u)
-        not_z = 1 - z
-        self.v = not_z * v_decayed + z * p.v_reset
-        if self.dv is None:
-            return z, None
-        derivative = self.surrogate.derivative(u)  # one draw, shared by all tangent rows
-        dz = derivative * self.dv
-        # v = (1 - z) v_decayed + z v_reset  =>  dv = (1 - z) dv_decayed + dz (v_reset - v_decayed)
-        self.dv = self.dv * (not_z + derivative * (p.v_reset - v_decayed))
-        return z, dz
+    alpha_mem: Tensor
+    minus_alpha_syn: Tensor
+    keep_syn: Tensor
+    lerp_weight: float
+    one: Tensor
+    leak_zero: bool
+    reset_to_zero: bool
 
 
-class InPlaceRows:
-    """The state (v, i) of an LIF or LI layer over a batch of rows, stepped in place (callers
-    run under `torch.no_grad()`): for passes whose step time is dominated by allocating the ~13
-    temporaries of `lif_step`, not by its arithmetic.
+def step_factors(p, dt: float, like: Tensor) -> Factors:
+    """`Factors` of parameters p at dt, for states of `like`'s dtype and device."""
+    alpha_mem = dt * p.tau_mem_inv
+    minus_alpha_syn = -dt * p.tau_syn_inv
+    return Factors(alpha_mem=alpha_mem, minus_alpha_syn=minus_alpha_syn,
+                   keep_syn=1.0 + minus_alpha_syn, lerp_weight=float(alpha_mem),
+                   one=torch.ones((), dtype=like.dtype, device=like.device),
+                   leak_zero=bool(p.v_leak == 0),
+                   reset_to_zero=bool(getattr(p, "v_reset", 0) == 0))  # LI readouts have none
 
-    Values equal `lif_step` and `li_step` operation for operation (same roundings, same order),
-    with two exact rewrites: the spike H(v - v_th) is v > v_th (with gradual underflow
-    v - v_th > 0 exactly when v > v_th), and at v_reset = 0 the reset drops the term
-    z * v_reset = +0. Spikes are compared straight into floats: bool masks are several times
-    slower on CPU (masked_fill_ 35x).
-    """
 
-    def __init__(self, layer, shape: tuple, like: Tensor):
-        p = layer.p
-        self.p = p
-        self.v, self.i = rest_state(LIState, like.new_zeros(shape), p)
-        self._scratch = torch.empty_like(self.i)
-        self._leak_zero = bool(p.v_leak == 0)
-        self._one = torch.ones((), dtype=like.dtype, device=like.device)
-        self._reset_to_zero = bool(getattr(p, "v_reset", 0) == 0)  # LI readouts have none
-        self.alpha_mem = layer.dt * p.tau_mem_inv  # the 0-d factors the step forms first
-        self.minus_alpha_syn = -layer.dt * p.tau_syn_inv
+class TangentState(NamedTuple):
+    """A layer's state (v, i) and its live tangent rows (dv, di), N rows leading (None: none)."""
 
-    def integrate(self, current: Tensor) -> Tensor:
-        """i += x; v += alpha_mem ((v_leak - v) + i); i += -alpha_syn i. Returns v (live state)."""
-        i, v, scratch = self.i, self.v, self._scratch
-        i.add_(current)
-        if self._leak_zero:  # (0 - v) + i == i - v exactly
-            torch.sub(i, v, out=scratch)
-        else:
-            torch.sub(self.p.v_leak, v, out=scratch)
-            scratch.add_(i)
-        scratch.mul_(self.alpha_mem)
-        v.add_(scratch)
-        torch.mul(i, self.minus_alpha_syn, out=scratch)
-        i.add_(scratch)
-        return v
+    v: Tensor
+    i: Tensor
+    dv: Tensor | None
+    di: Tensor | None
 
-    def spike(self, out: Tensor) -> Tensor:
-        """Spikes z into `out` (the state's dtype), then v = (1 - z) v + z v_reset."""
-        torch.gt(self.v, self.p.v_th, out=out)
-        torch.sub(self._one, out, out=self._scratch)
-        self.v.mul_(self._scratch)
-        if not self._reset_to_zero:
-            torch.mul(out, self.p.v_reset, out=self._scratch)
-            self.v.add_(self._scratch)
-        return out
+
+def tangent_rest(like: Tensor, p, live: int) -> TangentState:
+    """The rest state shaped like `like`, with `live` zero tangent rows."""
+    v, i = rest_state(LIState, like, p)
+    rows = like.new_zeros(live, *like.shape) if live else None
+    return TangentState(v, i, rows, None if rows is None else torch.zeros_like(rows))
+
+
+def _integrate_tangent(current: Tensor, dcurrent: Tensor | None, s: TangentState, p,
+                       f: Factors) -> tuple[Tensor, TangentState]:
+    """`li_step` with the factors formed once, and its tangent rows: (v, new state)."""
+    i_new = s.i + current
+    v_decayed = s.v + f.alpha_mem * ((p.v_leak - s.v) + i_new)
+    i_decayed = i_new + f.minus_alpha_syn * i_new
+    if s.dv is None:
+        return v_decayed, TangentState(v_decayed, i_decayed, None, None)
+    di_new = s.di + dcurrent
+    return v_decayed, TangentState(v_decayed, i_decayed, torch.lerp(s.dv, di_new, f.lerp_weight),
+                                   di_new * f.keep_syn)
+
+
+def li_tangent_step(current: Tensor, dcurrent: Tensor | None, state: TangentState, p,
+                    f: Factors) -> tuple[tuple[Tensor, Tensor | None], TangentState]:
+    """`li_step` and its tangents: ((v, dv), state)."""
+    v, state = _integrate_tangent(current, dcurrent, state, p, f)
+    return (v, state.dv), state
+
+
+def lif_tangent_step(current: Tensor, dcurrent: Tensor | None, state: TangentState, p,
+                     f: Factors, surrogate) -> tuple[tuple[Tensor, Tensor | None], TangentState]:
+    """`lif_step` and its tangents: ((z, dz), state). A spike's tangent is D(u) dv with ONE
+    surrogate derivative per step shared by all rows (for Stein: the jvp with that noise
+    held fixed)."""
+    v_decayed, s = _integrate_tangent(current, dcurrent, state, p, f)
+    u = v_decayed - p.v_th
+    z = heaviside(u)
+    not_z = 1 - z
+    v = not_z * v_decayed + z * p.v_reset
+    if s.dv is None:
+        return (z, None), s._replace(v=v)
+    derivative = surrogate.derivative(u)  # one draw, shared by all tangent rows
+    # v = (1 - z) v_decayed + z v_reset  =>  dv = (1 - z) dv_decayed + dz (v_reset - v_decayed)
+    dv = s.dv * (not_z + derivative * (p.v_reset - v_decayed))
+    return (z, derivative * s.dv), s._replace(v=v, dv=dv)
+
+
+def integrate_(current: Tensor, state: LIState, p, f: Factors, scratch: Tensor) -> Tensor:
+    """`li_step` in place on a batch of rows (callers run under `torch.no_grad()`), for passes
+    whose step time is dominated by allocating the step's temporaries, not by its arithmetic:
+    i += x; v += alpha_mem ((v_leak - v) + i); i += -alpha_syn i. Returns v (the live state).
+    Same operations and roundings as `li_step`; `scratch` is a buffer shaped like the state."""
+    i, v = state.i, state.v
+    i.add_(current)
+    if f.leak_zero:  # (0 - v) + i == i - v exactly
+        torch.sub(i, v, out=scratch)
+    else:
+        torch.sub(p.v_leak, v, out=scratch)
+        scratch.add_(i)
+    scratch.mul_(f.alpha_mem)
+    v.add_(scratch)
+    torch.mul(i, f.minus_alpha_syn, out=scratch)
+    i.add_(scratch)
+    return v
+
+
+def spike_(state: LIState, p, f: Factors, out: Tensor, scratch: Tensor) -> Tensor:
+    """`lif_step`'s spike and reset in place: z into `out` (the state's dtype), then
+    v = (1 - z) v + z v_reset. Exact rewrites: H(v - v_th) is v > v_th (with gradual underflow
+    v - v_th > 0 exactly when v > v_th), and at v_reset = 0 the term z v_reset = +0 is dropped.
+    Spikes are compared straight into floats: bool masks are several times slower on CPU."""
+    torch.gt(state.v, p.v_th, out=out)
+    torch.sub(f.one, out, out=scratch)
+    state.v.mul_(scratch)
+    if not f.reset_to_zero:
+        torch.mul(out, p.v_reset, out=scratch)
+        state.v.add_(scratch)
+    return out
