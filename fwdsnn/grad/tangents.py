@@ -4,8 +4,9 @@ This is the production path of the forward-gradient estimator. `torch.func.jvp` 
 numbers (the tests check it) but dispatches every op through autograd's forward mode and
 Norse's layer-by-layer loop holds the whole (T, ...) spike train of each layer. Here, inside
 `torch.no_grad()`:
-- time-major: every layer advances one step before the next step starts, and only the current
-  LIF/LI states and the decode accumulator are kept, so memory does not grow with T;
+- time-major (`rows.interpret`): every layer advances one step before the next step starts,
+  and only the current LIF/LI states and the decode sum are kept, so memory does not grow
+  with T;
 - the N tangents are a leading batch dimension, so one kernel serves all of them;
 - the spike's tangent is `surrogate.derivative(u) * du` with ONE derivative per spike call
   shared by all N tangents (for Stein: the jvp of the network with that noise held fixed);
@@ -13,7 +14,8 @@ Norse's layer-by-layer loop holds the whole (T, ...) spike train of each layer. 
   primal-only for them (a layer with no live rows draws no surrogate derivative either),
   which is what makes layer-wise directions cheap.
 The primal is the models' arithmetic op for op (`fwdsnn.snn.neuron`'s steps and decode),
-so it equals `model(*inputs)` to rounding.
+so it equals `model(*inputs)` to rounding; the sub-networks' outputs meet in the model's own
+`combine` and `combine_tangent`.
 
 Stein noise is drawn time-major (layer after layer within a step), where the model draws layer
 by layer over all steps: with one generator shared by all LIF layers the two passes use
@@ -66,8 +68,9 @@ class _Plan(JoinPlan):
     None). Rows live before Linear k get W dx, joining rows start from dW x + db alone; rows
     of blocks absent from this network are zero."""
 
-    def _linear(self, k: int, x: Tensor, dx: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def linear(self, k: int, value: tuple) -> tuple[Tensor, Tensor | None]:
         """Linear k as nn.Linear computes it, and the tangent rows live after it."""
+        x, dx = value
         layer = self.linears[k]
         y = F.linear(x, layer.weight, layer.bias)
         if not self.live[k]:
@@ -84,9 +87,6 @@ class _Plan(JoinPlan):
     def start(self, x: Tensor) -> tuple[Tensor, None]:
         self.like = x
         return x, None
-
-    def linear(self, k: int, value: tuple) -> tuple[Tensor, Tensor | None]:
-        return self._linear(k, *value)
 
     @staticmethod
     def tanh(value: tuple) -> tuple[Tensor, Tensor | None]:
