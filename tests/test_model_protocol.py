@@ -23,7 +23,7 @@ from fwdsnn.hardware.energy import operation_counts
 from fwdsnn.hardware.format import read_fixed, write_fixed
 from fwdsnn.hardware.nir_export import model_graph, simulate
 from fwdsnn.snn.lif import bare_spikes
-from fwdsnn.snn.models import CompositeModel, Feed, SpikingMLP, model_class
+from fwdsnn.snn.models import CompositeModel, Feed, SpikingMLP, build_model, model_class
 from fwdsnn.snn.record import record_spikes
 from fwdsnn.snn.spike import make_surrogate
 
@@ -37,12 +37,16 @@ class TwoBranchONet(CompositeModel):
     kind = "test_two_branch_onet"
     combination = "u(a)(y) = sum_k left[k] * right[k] * trunk[k] + b0"
 
-    def __init__(self, n_sensors: int, coord_dim: int, latent: int, surrogate, spiking=True):
+    def __init__(self, n_sensors: int, coord_dim: int, latent: int, **mlp):
         super().__init__()
-        self.left = SpikingMLP(n_sensors, latent, surrogate=surrogate, spiking=spiking, **MLP)
-        self.right = SpikingMLP(n_sensors, latent, surrogate=surrogate, spiking=spiking, **MLP)
-        self.trunk = SpikingMLP(coord_dim, latent, surrogate=surrogate, spiking=spiking, **MLP)
+        self.left = SpikingMLP(n_sensors, latent, **mlp)
+        self.right = SpikingMLP(n_sensors, latent, **mlp)
+        self.trunk = SpikingMLP(coord_dim, latent, **mlp)
         self.b0 = nn.Parameter(torch.tensor(0.1))
+
+    @classmethod
+    def from_config(cls, shapes, cfg, mlp):
+        return cls(shapes["n_sensors"], shapes["coord_dim"], cfg["latent"], **mlp)
 
     def subnets(self):
         return {"left": self.left, "right": self.right, "trunk": self.trunk}
@@ -63,7 +67,8 @@ class TwoBranchONet(CompositeModel):
 def model(seed: int = 0, spiking: bool = True) -> TwoBranchONet:
     torch.manual_seed(seed)
     surrogate = make_surrogate({"kind": "fast_sigmoid", "slope": 10.0})
-    return TwoBranchONet(6, 2, 5, surrogate, spiking).double()
+    return build_model("test_two_branch_onet", {"n_sensors": 6, "coord_dim": 2},
+                       {**MLP, "latent": 5}, surrogate, spiking).double()
 
 
 def data(seed: int = 1) -> tuple[tuple, torch.Tensor]:
@@ -76,6 +81,7 @@ def data(seed: int = 1) -> tuple[tuple, torch.Tensor]:
 
 def test_kind_is_registered_by_its_class():
     assert model_class("test_two_branch_onet") is TwoBranchONet
+    assert isinstance(model(), TwoBranchONet)  # build_model builds it from a config
 
 
 @pytest.mark.parametrize("spiking", [True, False])

@@ -107,6 +107,12 @@ class SpikingModel(_SpikeLog, nn.Module):
         """The model's output from its sub-networks' decoded outputs and its own parameters."""
         raise NotImplementedError
 
+    @classmethod
+    def from_config(cls, shapes: dict, cfg: dict, mlp: dict) -> "SpikingModel":
+        """The model of a config (`build_model`): data shapes, model config, and the
+        SpikingMLP keyword arguments of its sub-networks taken from that config."""
+        raise NotImplementedError(f"{cls.__name__} has no config constructor")
+
     def combination_macs(self, grid_shape: tuple[int, ...]) -> int:
         """Multiply-accumulates of `combine` for one function on the grid (energy counts)."""
         return 0
@@ -225,6 +231,10 @@ class SpikingMLP(SpikingModel):
         v, _ = self.li(self.readout(h))
         return decode(v, self.decode, self.window)
 
+    @classmethod
+    def from_config(cls, shapes, cfg, mlp):
+        return cls(shapes["in_features"], shapes["out_features"], **mlp)
+
     def subnets(self) -> dict[str, "SpikingMLP"]:
         return {"": self}
 
@@ -281,6 +291,10 @@ class SpikingDeepONet(CompositeModel):
         self.trunk = SpikingMLP(coord_dim, latent, *mlp_args, **mlp_kwargs)
         self.b0 = nn.Parameter(torch.zeros(()))
 
+    @classmethod
+    def from_config(cls, shapes, cfg, mlp):
+        return cls(shapes["n_sensors"], shapes["coord_dim"], cfg["latent"], **mlp)
+
     def subnets(self):
         return {"branch": self.branch, "trunk": self.trunk}
 
@@ -312,6 +326,10 @@ class SpikingSepONet(CompositeModel):
                                     for _ in range(n_axes))
         self.b0 = nn.Parameter(torch.zeros(()))
 
+    @classmethod
+    def from_config(cls, shapes, cfg, mlp):
+        return cls(shapes["n_sensors"], shapes["n_axes"], cfg["rank"], **mlp)
+
     def subnets(self):
         return {"branch": self.branch, **{f"trunk{i}": t for i, t in enumerate(self.trunks)}}
 
@@ -342,11 +360,7 @@ def build_model(kind: str, shapes: dict, cfg: dict, surrogate, spiking: bool) ->
     """Model from its config dict (width, depth, steps, gain, decode, window, neuron, and
     latent / rank) and data shapes: {in_features, out_features} for spiking_mlp,
     {n_sensors, coord_dim} for spiking_deeponet, {n_sensors, n_axes} for spiking_seponet."""
-    model_class(kind)  # an unknown kind is an error by name
+    cls = model_class(kind)
     mlp = {key: cfg[key] for key in MLP_KEYS}
     mlp.update(surrogate=surrogate, spiking=spiking)
-    if kind == "spiking_mlp":
-        return SpikingMLP(shapes["in_features"], shapes["out_features"], **mlp)
-    if kind == "spiking_deeponet":
-        return SpikingDeepONet(shapes["n_sensors"], shapes["coord_dim"], cfg["latent"], **mlp)
-    return SpikingSepONet(shapes["n_sensors"], shapes["n_axes"], cfg["rank"], **mlp)
+    return cls.from_config(shapes, cfg, mlp)
