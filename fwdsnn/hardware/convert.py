@@ -64,8 +64,9 @@ Choices, per layer:
 
 The readout is the same integer neuron with spiking = 0 (Norse's LI with the same constants);
 its voltage, averaged over the decode window and times its state scale, is the sub-network's
-float output. The model's combination (DeepONet: branch . trunk + b0; SepONet: the outer
-product sum + b0) and the output affine are applied in float.
+float output. The model kind's `combine` (DeepONet: branch . trunk + b0; SepONet: the outer
+product sum + b0) and the output affine are applied in float; the format stores the kind and
+b0, and the sub-networks under the names the kind gives them.
 """
 
 import logging

@@ -30,6 +30,7 @@ from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS,
                                     V_LIMIT, VTH_SHIFT, HardwareNet, Layer, read_fixed)
 from fwdsnn.hardware.trained import load_trained
 from fwdsnn.snn.models import model_class
+from fwdsnn.snn.neuron import decode_window
 from fwdsnn.snn.record import record_spikes
 from fwdsnn.status import COMPLETED
 from fwdsnn.train import prediction_dataset
@@ -137,8 +138,8 @@ def run_subnet(net: HardwareNet, layers: list[Layer], x: np.ndarray, delay: int
     """Normalised float input (B, n_in), sent every step -> decoded readout (B, n_out), traces."""
     message = quantise_input(x, layers[0], net.input_bits)
     traces = run_layers(layers, np.broadcast_to(message, (net.steps, *message.shape)), delay)
-    v = traces[-1]["v"]
-    decoded = v[-1] if net.decode == "last" else v[-net.window:].mean(axis=0)
+    start, _ = decode_window(net.steps, net.decode, net.window)
+    decoded = traces[-1]["v"][start:].mean(axis=0)  # the float network's decode, on integers
     return decoded * layers[-1].state_scale, traces
 
 
