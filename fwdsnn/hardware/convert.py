@@ -73,7 +73,6 @@ import logging
 import math
 
 import numpy as np
-import torch
 
 from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STATE_BITS,
                                     THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet,
@@ -187,13 +186,14 @@ def convert_mlp(mlp: SpikingMLP, prefix: str, bits: int, input_bits: int, input_
         return (linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy())
 
     top = 2 ** (input_bits - 1) - 1
-    layers = [convert_layer(layer_name(prefix, "hidden0"), *arrays(mlp.linears[0]), mlp.lifs[0].p, mlp.lifs[0].dt,
-                            bits, input_range / top, top, graded=True, spiking=True)]
+    first = mlp.lifs[0]
+    layers = [convert_layer(layer_name(prefix, "hidden0"), *arrays(mlp.linears[0]), first.p,
+                            first.dt, bits, input_range / top, top, graded=True, spiking=True)]
     for k, (linear, lif) in enumerate(zip(mlp.linears[1:], mlp.lifs[1:]), start=1):
-        layers.append(convert_layer(layer_name(prefix, f"hidden{k}"), *arrays(linear), lif.p, lif.dt, bits,
-                                    1.0, 1, graded=False, spiking=True))
-    layers.append(convert_layer(layer_name(prefix, "readout"), *arrays(mlp.readout), mlp.li.p, mlp.li.dt, bits,
-                                1.0, 1, graded=False, spiking=False))
+        layers.append(convert_layer(layer_name(prefix, f"hidden{k}"), *arrays(linear), lif.p,
+                                    lif.dt, bits, 1.0, 1, graded=False, spiking=True))
+    layers.append(convert_layer(layer_name(prefix, "readout"), *arrays(mlp.readout), mlp.li.p,
+                                mlp.li.dt, bits, 1.0, 1, graded=False, spiking=False))
     return layers
 
 
