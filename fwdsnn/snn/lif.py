@@ -4,7 +4,7 @@ Norse's `SNN` base class loops over time calling `self.activation(x_t, state, p,
 layers here subclass Norse's `LIF` / `LI` and change only what must differ:
 - the activations are `fwdsnn.snn.neuron`'s steps (for LIF: Norse's feed-forward step with
   `spike` as threshold), so the dynamics stay Norse's while forward-mode AD and vmap work;
-- the initial state is built here: Norse's is float32 whatever the input dtype and sets
+- the initial state is `neuron.rest_state`: Norse's is float32 whatever the input dtype and sets
   `requires_grad=True` on v, which makes autograd record the whole run of any pass outside
   `torch.no_grad()` (forward-mode and perturbation passes included) and mixes dtypes in
   float64 models;
