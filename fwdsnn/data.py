@@ -1,6 +1,7 @@
 """Reference data as training tensors: normalisation, splits, batches, and back to physical units.
 
-Three layouts, one per model kind. ``pointwise`` (spiking_mlp on function targets): inputs are
+Three layouts; each model kind names the one its forward takes (`layout` of its class in
+fwdsnn.snn.models). ``pointwise`` (spiking_mlp on function targets): inputs are
 points, the target a scalar per point. ``deeponet``: branch input a(sensor) per function and
 trunk input the flattened grid of coordinates; predictions are (function, point). ``seponet``:
 branch input a per function and one coordinate vector per grid axis; predictions are
@@ -17,8 +18,8 @@ import xarray as xr
 
 from fwdsnn.io import DatasetError, source
 from fwdsnn.reference import train_mask
+from fwdsnn.snn.models import model_class
 
-LAYOUTS = {"spiking_mlp": "pointwise", "spiking_deeponet": "deeponet", "spiking_seponet": "seponet"}
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def check_reference(ds: xr.Dataset, layout: str) -> None:
 
 def make_problem(ds: xr.Dataset, model_kind: str) -> Problem:
     """Split and normalise a reference dataset for the layout of a model kind."""
-    layout = LAYOUTS[model_kind]
+    layout = model_class(model_kind).layout
     check_reference(ds, layout)
     train = train_mask(ds)
     u = ds["u"].values.astype(np.float64)

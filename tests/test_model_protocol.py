@@ -13,7 +13,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp
 
-from fwdsnn.data import Affine
+from fwdsnn import io
+from fwdsnn.config import target_params
+from fwdsnn.data import Affine, make_problem
 from fwdsnn.grad import make_estimator, mse
 from fwdsnn.grad.perturbation import perturbed_outputs
 from fwdsnn.grad.tangents import propagate
@@ -22,6 +24,7 @@ from fwdsnn.hardware.emulator import emulate
 from fwdsnn.hardware.energy import operation_counts
 from fwdsnn.hardware.format import read_fixed, write_fixed
 from fwdsnn.hardware.nir_export import model_graph, simulate
+from fwdsnn.reference import write_reference
 from fwdsnn.snn.lif import bare_spikes
 from fwdsnn.snn.models import CompositeModel, Feed, SpikingMLP, build_model, model_class
 from fwdsnn.snn.record import record_spikes
@@ -35,6 +38,7 @@ class TwoBranchONet(CompositeModel):
     """u(a)(y) = sum_k left_k(a) right_k(a) trunk_k(y) + b0: two branches on the sensors."""
 
     kind = "test_two_branch_onet"
+    layout = "deeponet"
     combination = "u(a)(y) = sum_k left[k] * right[k] * trunk[k] + b0"
 
     def __init__(self, n_sensors: int, coord_dim: int, latent: int, **mlp):
@@ -82,6 +86,17 @@ def data(seed: int = 1) -> tuple[tuple, torch.Tensor]:
 def test_kind_is_registered_by_its_class():
     assert model_class("test_two_branch_onet") is TwoBranchONet
     assert isinstance(model(), TwoBranchONet)  # build_model builds it from a config
+
+
+def test_reads_the_problem_of_its_layout(tmp_path):
+    params = target_params("heat1d", nx=11, nt=6, n_sensors=11, fine_points=65, modes=16,
+                           n_train=4, n_test=2)
+    reference = io.read_dataset(write_reference("heat", params, tmp_path / "heat.nc"))
+    problem = make_problem(reference, "test_two_branch_onet").to(torch.device("cpu"), torch.float64)
+    net = build_model("test_two_branch_onet", problem.model_shapes(), {**MLP, "latent": 5},
+                      None, True).double()
+    with torch.no_grad(), bare_spikes(net):
+        assert net(*problem.model_inputs("train")).shape == problem.targets("train").shape
 
 
 @pytest.mark.parametrize("spiking", [True, False])

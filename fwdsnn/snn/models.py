@@ -81,12 +81,13 @@ def layer_name(subnet: str, layer: str) -> str:
 
 
 class SpikingModel(_SpikeLog, nn.Module):
-    """The model protocol (module docstring). Subclasses set `kind` (registered by it) and
-    `combination` (the formula, for NIR metadata) and define `subnets`, `feed` and `combine`;
-    the tangent and row forms of the combination follow from `combine` by `torch.func`."""
+    """The model protocol (module docstring). Subclasses set `kind` (registered by it),
+    `combination` (the formula, for NIR metadata) and `layout`, and define `subnets`, `feed`
+    and `combine`; the tangent and row forms of `combine` follow from it by `torch.func`."""
 
     kind: str = ""
     combination: str = ""
+    layout: str = ""  # the problem layout its forward's inputs follow (fwdsnn.data)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -186,6 +187,7 @@ class SpikingMLP(SpikingModel):
     """
 
     kind = "spiking_mlp"
+    layout = "pointwise"
 
     def __init__(self, in_features: int, out_features: int, width: int, depth: int,
                  steps: int, neuron: dict, surrogate, spiking: bool = True, gain: float = 5.0,
@@ -282,6 +284,7 @@ class SpikingDeepONet(CompositeModel):
     `mlp_args` / `mlp_kwargs`: SpikingMLP's arguments after out_features (width, depth, ...)."""
 
     kind = "spiking_deeponet"
+    layout = "deeponet"
     combination = ("u(a)(y) = sum_k branch_output[k] * trunk_output[k] + b0 at every query point y; "
                    "the trunk input is the point's normalised coordinates in the order feeds_json lists")
 
@@ -316,6 +319,7 @@ class SpikingSepONet(CompositeModel):
     (F, n_1, ..., n_k). `mlp_args` / `mlp_kwargs` as for SpikingDeepONet."""
 
     kind = "spiking_seponet"
+    layout = "seponet"
     combination = ("u(a)(x_0, .., x_n) = sum_r branch_output[r] * prod_i trunk{i}_output[r](x_i) + b0 "
                    "on the grid (outer product); trunk i takes the normalised coordinate feeds_json names")
 
