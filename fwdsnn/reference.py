@@ -14,10 +14,9 @@ import numpy as np
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.artifacts import REFERENCE, SPLIT_TEST, SPLIT_TRAIN
 from fwdsnn.pdes import family_module
 
-STAGE = "reference"
-SPLIT_TRAIN, SPLIT_TEST = 0, 1
 STORED_DTYPE = np.float32
 log = logging.getLogger(__name__)
 
@@ -65,14 +64,10 @@ def stored(name: str, var: str, values: xr.DataArray) -> xr.DataArray:
 
 def write_reference(name: str, params: Mapping[str, Any], path: str | Path) -> Path:
     ds = make_reference(name, params)
-    path = io.write_dataset(ds, path, stage=STAGE, config=dict(params), seed=params["seed"])
+    path = io.write_dataset(ds, path, stage=REFERENCE.stage, config=dict(params), seed=params["seed"])
     log.info("wrote %s (%.1f MB)", path, Path(path).stat().st_size / 1e6)
     return path
 
 
 def read_reference(path: str | Path) -> xr.Dataset:
-    return io.read_dataset(path, stage=STAGE, variables=("u", "split"))
-
-
-def train_mask(ds: xr.Dataset) -> np.ndarray:
-    return ds["split"].values == SPLIT_TRAIN
+    return io.read_artifact(path, REFERENCE)

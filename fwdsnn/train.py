@@ -19,16 +19,16 @@ import torch
 import xarray as xr
 
 from fwdsnn import io
-from fwdsnn.data import Problem, make_problem, relative_l2
+from fwdsnn.artifacts import CHECKPOINT, HISTORY, MODEL, PREDICTION, REFERENCE
+from fwdsnn.data import Problem, make_problem, test_errors
 from fwdsnn.estimators import training_code_fingerprint
 from fwdsnn.grad import make_estimator
+from fwdsnn.predictions import prediction_dataset
 from fwdsnn.snn.lif import bare_spikes
 from fwdsnn.snn.models import build_model
 from fwdsnn.snn.spike import make_surrogate
 from fwdsnn.weights import model_dataset, tensors_to_variables, variables_to_tensors
 
-STAGE = "train"
-CHECKPOINT_STAGE = "checkpoint"
 EVAL_CHUNK = 64  # test samples per forward pass: bounds memory on large grids
 log = logging.getLogger(__name__)
 
@@ -152,12 +152,6 @@ def predict(run: Run, split: str = "test") -> tuple[np.ndarray, dict[str, float]
     return prediction.reshape(n, *problem.grid_shape), rates, counts
 
 
-def test_errors(problem: Problem, prediction: np.ndarray) -> np.ndarray:
-    reference = problem.output.inverse(problem.targets("test").cpu().numpy().astype(np.float64))
-    reference = reference.reshape(prediction.shape)
-    return relative_l2(prediction, reference, per_sample=problem.layout != "pointwise")
-
-
 def config_digest(*configs: dict) -> str:
     return hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -179,7 +173,7 @@ def save_checkpoint(run: Run, history: History, layers: list[str], next_step: in
                      **tensors_to_variables(rng, "rng.", "random generator state")})
     ds = ds.merge(history.to_dataset(layers).rename({"step": "history_step"}))
     ds.attrs.update(next_step=next_step, digest=digest, code_fingerprint=code)
-    io.write_dataset(ds, path, stage=CHECKPOINT_STAGE, config={"digest": digest, "code_fingerprint": code})
+    io.write_dataset(ds, path, stage=CHECKPOINT.stage, config={"digest": digest, "code_fingerprint": code})
 
 
 def _checked(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], what: str) -> None:
@@ -230,7 +224,7 @@ def load_checkpoint(run: Run, path: Path, digest: str, code: str) -> tuple[Histo
     if not path.exists():
         return History(), 0
     try:
-        ds = io.read_dataset(path, stage=CHECKPOINT_STAGE)
+        ds = io.read_dataset(path, stage=CHECKPOINT.stage)
         if ds.attrs.get("digest") != digest:
             reason = ("made by other code" if ds.attrs.get("code_fingerprint") != code
                       else "made with other settings")
@@ -301,35 +295,11 @@ def train(run: Run, checkpoint: Path, digest: str, code: str) -> tuple[History, 
     return history, status, layers
 
 
-def prediction_dataset(problem: Problem, reference: xr.Dataset, prediction: np.ndarray,
-                       rates: dict[str, float], counts: dict[str, float]) -> xr.Dataset:
-    """Test predictions on the reference grid, their errors, and spiking activity per layer
-    (also the layout of the hardware emulator's predictions)."""
-    test = reference.isel(sample=np.flatnonzero(reference["split"].values == 1))
-    u = test["u"]
-    errors = test_errors(problem, prediction)
-    layers = list(rates)
-    data = {
-        "u_pred": (u.dims, prediction.astype(np.float32),
-                   {"long_name": f"predicted {u.attrs['long_name']}", "units": u.attrs["units"]}),
-        "rel_l2": (("sample",) if problem.layout != "pointwise" else (),
-                   errors if problem.layout != "pointwise" else errors[0],
-                   {"long_name": "relative L2 error of the prediction", "units": "1"}),
-        "spike_rate": ("layer", np.array([rates[k] for k in layers], float),
-                       {"long_name": "spikes per neuron per time step on the test split", "units": "1"}),
-        "spike_count": ("layer", np.array([counts[k] for k in layers], float),
-                        {"long_name": "spikes per inference of one input sample", "units": "1"}),
-    }
-    coords = {name: test[name] for name in u.coords}
-    coords["layer"] = ("layer", np.asarray(layers, dtype=str), {"long_name": "LIF layer", "units": "1"})
-    return xr.Dataset(data, coords=coords)
-
-
 def run_training(reference_path: Path, model_cfg: dict, method_cfg: dict, train_cfg: dict,
                  seed: int, device: str, outputs: dict[str, Path], threads: int = 1) -> str:
     """The stage: train one run and write model.nc, history.nc, prediction.nc; returns status."""
     torch.set_num_threads(threads)
-    reference = io.read_dataset(reference_path, stage="reference", variables=("u", "split"))
+    reference = io.read_artifact(reference_path, REFERENCE)
     config = {"model": model_cfg, "method": method_cfg, "train": train_cfg}
     code = training_code_fingerprint(method_cfg["estimator"])  # a checkpoint of other code is stale
     digest = config_digest(config, seed, io.sha256_file(reference_path), code)
@@ -343,13 +313,13 @@ def run_training(reference_path: Path, model_cfg: dict, method_cfg: dict, train_
     common = dict(config=config, seed=seed, inputs=[reference_path])
     history_ds = history.to_dataset(layers)
     history_ds.attrs.update(status=status, steps_completed=len(history.loss))
-    io.write_dataset(history_ds, outputs["history"], stage=STAGE, **common)
-    io.write_dataset(prediction_dataset(run.problem, reference, prediction, rates, counts),
-                     outputs["prediction"], stage=STAGE, **common)
+    io.write_dataset(history_ds, outputs["history"], stage=HISTORY.stage, **common)
+    io.write_dataset(prediction_dataset(reference, prediction, test_errors(run.problem, prediction), rates, counts),
+                     outputs["prediction"], stage=PREDICTION.stage, **common)
     model_ds = model_dataset(run.model, model_cfg, method_cfg, run.problem.model_shapes(),
                              run.problem.inputs, run.problem.output)
     model_ds.attrs["status"] = status
-    io.write_dataset(model_ds, outputs["model"], stage=STAGE, **common)
+    io.write_dataset(model_ds, outputs["model"], stage=MODEL.stage, **common)
     checkpoint.unlink(missing_ok=True)
     log.info("finished with status %s", status)
     return status

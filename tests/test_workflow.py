@@ -8,9 +8,10 @@ from snakemake.utils import update_config
 import nir
 
 from fwdsnn import io
+from fwdsnn.artifacts import SPLIT_TRAIN, split_mask
 from fwdsnn.config import load_config_file, validate_config
 from fwdsnn.hardware.format import read_fixed
-from fwdsnn.reference import read_reference, train_mask
+from fwdsnn.reference import read_reference
 from conftest import DIVERGING_RUN, OVERLAY, planned_outputs, snakemake
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +29,7 @@ def test_every_target_has_reference_data_and_figure(quick_study):
     config = quick_config(quick_study)
     for name, target in config["targets"].items():
         ds = read_reference(quick_study / "data" / f"{name}.nc")
-        assert int(train_mask(ds).sum()) == target["n_train"]
+        assert int(split_mask(ds, SPLIT_TRAIN).sum()) == target["n_train"]
         assert ds.sizes["sample"] == target["n_train"] + target["n_test"]
         assert ds["u"].dtype == np.float32 and np.isfinite(ds["u"]).all()
         for key in io.PROVENANCE_KEYS:

@@ -74,8 +74,8 @@ import math
 import numpy as np
 import torch
 
-from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STATE_BITS,
-                                    THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet,
+from fwdsnn.artifacts import LAVA_MAX_WEIGHT_BITS
+from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, STATE_BITS, THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet,
                                     Layer, write_fixed)
 from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
 from fwdsnn.hardware.trained import load_trained

@@ -1,6 +1,7 @@
 # Config validation, wildcard constraints, input functions and target lists shared by all rules.
 from snakemake.exceptions import WorkflowError
 
+from fwdsnn.artifacts import RUN_DIR
 from fwdsnn.config import (
     ConfigError,
     check_config_files,
@@ -79,7 +80,6 @@ def run_settings(wildcards):
     }
 
 
-RUN_DIR = "{target}/{model}/{method}/s{seed}"
 RUN_KEYS = [
     {"target": e["target"], "model": e["model"], "method": method, "seed": seed}
     for e in config["experiments"]
