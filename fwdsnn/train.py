@@ -21,8 +21,8 @@ import xarray as xr
 from fwdsnn import io
 from fwdsnn.artifacts import CHECKPOINT, HISTORY, MODEL, PREDICTION, REFERENCE
 from fwdsnn.data import Problem, make_problem, test_errors
-from fwdsnn.estimators import training_code_fingerprint
-from fwdsnn.grad import make_estimator
+from fwdsnn.fingerprint import code_fingerprint
+from fwdsnn.grad import Estimator
 from fwdsnn.predictions import prediction_dataset
 from fwdsnn.snn.lif import bare_spikes
 from fwdsnn.snn.models import build_model
@@ -111,8 +111,10 @@ class Run:
 
 
 def build_run(reference: xr.Dataset, model_cfg: dict, method_cfg: dict, train_cfg: dict,
-              seed: int, device: torch.device) -> Run:
-    """Everything seeded from ``seed``: initial weights, batches, surrogate noise, directions."""
+              seed: int, device: torch.device, estimator: type[Estimator]) -> Run:
+    """Everything seeded from ``seed``: initial weights, batches, surrogate noise, directions.
+    ``estimator`` is the class the method's ``estimator`` names (fwdsnn.registry.estimator_class):
+    passed in, so that registering an estimator changes no training code."""
     problem = make_problem(reference, model_cfg["kind"]).to(device)
     spiking = method_cfg["spiking"]
     surrogate_gen = torch.Generator(device=device).manual_seed(seed + 1)
@@ -120,12 +122,12 @@ def build_run(reference: xr.Dataset, model_cfg: dict, method_cfg: dict, train_cf
     torch.manual_seed(seed)
     model = build_model(model_cfg["kind"], problem.model_shapes(), model_cfg, surrogate, spiking).to(device)
     estimator_gen = torch.Generator(device=device).manual_seed(seed + 3)
-    estimator = make_estimator(method_cfg, estimator_gen)
-    generators = {"batch": torch.Generator().manual_seed(seed + 2), **estimator.generators()}
+    built = estimator(method_cfg, estimator_gen)
+    generators = {"batch": torch.Generator().manual_seed(seed + 2), **built.generators()}
     if spiking and method_cfg["surrogate"]["kind"] == "stein":
         generators["surrogate"] = surrogate_gen
     optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg["lr"])
-    return Run(problem, model, optimizer, generators, estimator, model_cfg, method_cfg, train_cfg)
+    return Run(problem, model, optimizer, generators, built, model_cfg, method_cfg, train_cfg)
 
 
 def learning_rate(cfg: dict, step: int) -> float:
@@ -296,14 +298,16 @@ def train(run: Run, checkpoint: Path, digest: str, code: str) -> tuple[History, 
 
 
 def run_training(reference_path: Path, model_cfg: dict, method_cfg: dict, train_cfg: dict,
-                 seed: int, device: str, outputs: dict[str, Path], threads: int = 1) -> str:
-    """The stage: train one run and write model.nc, history.nc, prediction.nc; returns status."""
+                 seed: int, device: str, outputs: dict[str, Path], estimator: type[Estimator],
+                 threads: int = 1) -> str:
+    """The stage: train one run with the ``estimator`` class (see build_run) and write model.nc,
+    history.nc, prediction.nc; returns status."""
     torch.set_num_threads(threads)
     reference = io.read_artifact(reference_path, REFERENCE)
     config = {"model": model_cfg, "method": method_cfg, "train": train_cfg}
-    code = training_code_fingerprint(method_cfg["estimator"])  # a checkpoint of other code is stale
+    code = code_fingerprint(__name__, estimator.__module__)  # a checkpoint of other code is stale
     digest = config_digest(config, seed, io.sha256_file(reference_path), code)
-    run = build_run(reference, model_cfg, method_cfg, train_cfg, seed, resolve_device(device))
+    run = build_run(reference, model_cfg, method_cfg, train_cfg, seed, resolve_device(device), estimator)
     checkpoint = Path(outputs["model"]).with_name("checkpoint.nc")
     log.info("training %s with %s for %d steps (seed %d, %d parameters)", model_cfg["kind"],
              method_cfg["estimator"], train_cfg["steps"], seed,

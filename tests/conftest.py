@@ -12,6 +12,7 @@ import yaml
 
 from fwdsnn.config import target_params
 from fwdsnn.reference import write_reference
+from fwdsnn.registry import family_module
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = "workflow/configs/quick.yaml"
@@ -75,5 +76,5 @@ def parabola(tmp_path_factory) -> Path:
     """A small u = x^2 reference file (64 train / 32 test points) for training tests."""
     path = tmp_path_factory.mktemp("data") / "parabola.nc"
     write_reference("parabola", target_params("function", expression="x**2", domain=[[-1, 1]],
-                                              n_train=64, n_test=32), path)
+                                              n_train=64, n_test=32), family_module("function"), path)
     return path

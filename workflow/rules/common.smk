@@ -9,9 +9,8 @@ from fwdsnn.config import (
     train_settings,
     validate_config,
 )
-from fwdsnn.estimators import ESTIMATORS, estimator_module, training_code_fingerprint
 from fwdsnn.fingerprint import code_fingerprint
-from fwdsnn.pdes import FAMILY_MODULES
+from fwdsnn.registry import FAMILIES, training_code_fingerprint
 
 try:
     check_config_files(workflow.configfiles)
@@ -39,7 +38,7 @@ def target_params(wildcards):
 def reference_code(wildcards):
     """Fingerprint of the stage code plus the target's solver family (and what it imports)."""
     family = config["targets"][wildcards.target]["family"]
-    return code_fingerprint("fwdsnn.reference", FAMILY_MODULES[family])
+    return code_fingerprint("fwdsnn.reference", FAMILIES[family])
 
 
 def train_code(wildcards):

@@ -13,7 +13,7 @@ rule gradient_quality:
     params:
         model=lambda w: config["models"][w.model],
         settings=config["diagnostics"],
-        code=code_fingerprint("fwdsnn.diagnostics", estimator_module("forward")),
+        code=code_fingerprint("fwdsnn.diagnostics"),
     script:
         "../scripts/gradient_quality.py"
 
@@ -28,9 +28,7 @@ rule bench:
     threads: 256  # Snakemake scales this down to --cores: nothing runs beside the benchmark
     params:
         settings=config["bench"],
-        code=code_fingerprint(
-            "fwdsnn.bench", *(module for module, _ in ESTIMATORS.values())
-        ),
+        code=code_fingerprint("fwdsnn.bench"),
     script:
         "../scripts/bench.py"
 
