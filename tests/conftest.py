@@ -43,6 +43,22 @@ def copy_workflow(dest: Path, with_package: bool = False) -> Path:
     return dest
 
 
+def register_toy_entries(package: Path) -> list[Path]:
+    """Register a family and an estimator in a copy of the package (fwdsnn/ under a scratch
+    directory), as a contributor would: one line each in registry.py and a module each.
+    Returns the new modules."""
+    registry = package / "registry.py"
+    registry.write_text(registry.read_text()
+                        .replace("FAMILIES = {\n", 'FAMILIES = {\n    "toy": "fwdsnn.pdes.toy",\n')
+                        .replace("ESTIMATORS = {\n", 'ESTIMATORS = {\n    "toy": "fwdsnn.grad.toy:Toy",\n'))
+    modules = {package / "pdes" / "toy.py": "from fwdsnn.pdes.dataset import operator_dataset\n",
+               package / "grad" / "toy.py": "from fwdsnn.grad.base import Estimator\n\n\n"
+                                            "class Toy(Estimator):\n    pass\n"}
+    for path, text in modules.items():
+        path.write_text(text)
+    return list(modules)
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run Snakemake of this interpreter in workdir; a local fwdsnn/ copy shadows the package."""
     env = dict(os.environ)

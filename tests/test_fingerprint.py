@@ -10,7 +10,7 @@ from fwdsnn.config import load_schema
 from fwdsnn.fingerprint import code_fingerprint, module_closure
 from fwdsnn.grad import Estimator
 from fwdsnn.registry import ESTIMATORS, estimator_class, estimator_module, training_code_fingerprint
-from conftest import REPO
+from conftest import REPO, register_toy_entries
 
 
 def names(*modules):
@@ -106,13 +106,7 @@ def package_copy(tmp_path, monkeypatch):
 def test_registering_a_family_or_an_estimator_reruns_no_job(package_copy):
     before = job_fingerprints()
     assert {"fwdsnn.tables", "fwdsnn.hardware.stage", "reference/heat1d", "train/forward"} <= set(before)
-    registry = package_copy / "registry.py"
-    registry.write_text(registry.read_text()
-                        .replace("FAMILIES = {\n", 'FAMILIES = {\n    "toy": "fwdsnn.pdes.toy",\n')
-                        .replace("ESTIMATORS = {\n", 'ESTIMATORS = {\n    "toy": "fwdsnn.grad.toy:Toy",\n'))
-    (package_copy / "pdes" / "toy.py").write_text("from fwdsnn.pdes.dataset import operator_dataset\n")
-    (package_copy / "grad" / "toy.py").write_text("from fwdsnn.grad.base import Estimator\n\n\n"
-                                                  "class Toy(Estimator):\n    pass\n")
+    register_toy_entries(package_copy)
     forget_fwdsnn()
     after = job_fingerprints()
     assert {"reference/toy", "train/toy"} <= set(after)  # the copy was read, the entries count
