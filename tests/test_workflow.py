@@ -12,7 +12,7 @@ from fwdsnn.artifacts import SPLIT_TRAIN, split_mask
 from fwdsnn.config import load_config_file, validate_config
 from fwdsnn.hardware.format import read_fixed
 from fwdsnn.reference import read_reference
-from conftest import DIVERGING_RUN, OVERLAY, planned_outputs, snakemake
+from conftest import DIVERGING_RUN, OVERLAY, planned_outputs, register_toy_entries, snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -215,6 +215,19 @@ def test_every_figure_exists(quick_study):
 
 def test_nothing_to_do_after_a_run(quick_study):
     assert planned_outputs(snakemake(quick_study, "-n", *OVERLAY)) == []
+
+
+def test_registering_a_family_and_an_estimator_reruns_nothing(quick_study):
+    registry = quick_study / "fwdsnn" / "registry.py"
+    original = registry.read_text()
+    added = []
+    try:
+        added = register_toy_entries(quick_study / "fwdsnn")
+        assert planned_outputs(snakemake(quick_study, "-n", *OVERLAY)) == []
+    finally:
+        registry.write_text(original)
+        for path in added:
+            path.unlink()
 
 
 def test_changing_one_target_reruns_only_its_data(quick_study, tmp_path):
