@@ -60,9 +60,7 @@ rule metrics:
     params:
         # read if present, not an input: peak memory of the training job (absent for runs
         # made outside Snakemake); a retrained run rewrites history.nc, which reruns this
-        train_benchmark=lambda w: benchmark_path(
-            "train", f"{w.target}/{w.model}/{w.method}/s{w.seed}"
-        ),
+        train_benchmark=lambda w: benchmark_path("train", RUN_DIR.format(**w)),
         code=code_fingerprint("fwdsnn.metrics"),
     script:
         "../scripts/metrics.py"
