@@ -60,13 +60,27 @@ def planned_outputs(proc: subprocess.CompletedProcess) -> list[str]:
     return sorted(path.strip() for line in found for path in line.split(", "))
 
 
+def quick_copy(tmp_path_factory, name: str) -> Path:
+    """A copy of the workflow with its own fwdsnn/ and the quick study's overlays."""
+    workdir = copy_workflow(tmp_path_factory.mktemp(name), with_package=True)
+    (workdir / DIVERGING).write_text(yaml.safe_dump(diverging_overlay(), sort_keys=False))
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def quick_study(tmp_path_factory) -> Path:
-    """The quick overlay with one diverging run (DIVERGING) run once through every stage, in a
-    copy that carries its own fwdsnn/."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("quick"), with_package=True)
-    (workdir / DIVERGING).write_text(yaml.safe_dump(diverging_overlay(), sort_keys=False))
+    """The quick overlay with one diverging run (DIVERGING) run once through every stage."""
+    workdir = quick_copy(tmp_path_factory, "quick")
     snakemake(workdir, "-c2", *OVERLAY)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def quick_data(tmp_path_factory) -> Path:
+    """Only the quick study's reference data, for the tests of the data stage's rerun rules:
+    they need no trained runs, and on their own copy they run beside the full study."""
+    workdir = quick_copy(tmp_path_factory, "quick_data")
+    snakemake(workdir, "-c2", "reference_all", *OVERLAY)
     return workdir
 
 
