@@ -27,9 +27,10 @@ run: $(STAMP)
 quick: $(STAMP)
 	$(BIN)/snakemake -c $(CORES) --configfile config.yaml workflow/configs/quick.yaml
 
-# Two workers: the end-to-end study (one xdist group) runs beside the unit tests.
+# Two workers, whole files each, end-to-end files first (tests/conftest.py): the study runs
+# on one worker while the unit tests run on the other.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The SLURM executor plugin (requirements-slurm.txt) into .venv: not part of run or test.
 SLURM_STAMP := $(VENV)/.installed-slurm

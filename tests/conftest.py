@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
-from fwdsnn.config import target_params
+from fwdsnn.config import load_config_file, target_params, validate_config
 from fwdsnn.reference import write_reference
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +29,14 @@ def diverging_overlay() -> dict:
     return {"methods": {method: {"estimator": "backprop"}},
             "experiments": [*experiments, {"target": target, "model": model, "methods": [method],
                                            "train": {"lr": 1.0e+30}}]}
+
+
+def quick_config(workdir: Path) -> dict:
+    """config.yaml with the study's overlays merged the way Snakemake merges them."""
+    merged = load_config_file(workdir / OVERLAY[1])
+    for overlay in OVERLAY[2:]:
+        update_config(merged, load_config_file(workdir / overlay))
+    return validate_config(merged)
 
 
 def copy_workflow(dest: Path, with_package: bool = False) -> Path:
@@ -91,3 +100,9 @@ def parabola(tmp_path_factory) -> Path:
     write_reference("parabola", target_params("function", expression="x**2", domain=[[-1, 1]],
                                               n_train=64, n_test=32), path)
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """End-to-end tests first: `make test` hands out whole files (--dist loadfile) in this
+    order, so each end-to-end file starts its study at once on a worker of its own."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
