@@ -19,6 +19,7 @@ import torch
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.adam import Adam
 from fwdsnn.artifacts import CHECKPOINT, HISTORY, MODEL, PREDICTION, REFERENCE
 from fwdsnn.data import Problem, make_problem, test_errors
 from fwdsnn.fingerprint import code_fingerprint
@@ -102,7 +103,7 @@ class Run:
 
     problem: Problem
     model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: Adam
     generators: dict[str, torch.Generator]
     estimator: object
     model_cfg: dict
@@ -126,7 +127,7 @@ def build_run(reference: xr.Dataset, model_cfg: dict, method_cfg: dict, train_cf
     generators = {"batch": torch.Generator().manual_seed(seed + 2), **built.generators()}
     if spiking and method_cfg["surrogate"]["kind"] == "stein":
         generators["surrogate"] = surrogate_gen
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg["lr"])
+    optimizer = Adam(model.parameters(), lr=train_cfg["lr"])
     return Run(problem, model, optimizer, generators, built, model_cfg, method_cfg, train_cfg)
 
 
@@ -160,11 +161,9 @@ def config_digest(*configs: dict) -> str:
 
 def save_checkpoint(run: Run, history: History, layers: list[str], next_step: int,
                     path: Path, digest: str, code: str) -> None:
-    optimizer_state = run.optimizer.state_dict()["state"]
     names = [name for name, _ in run.model.named_parameters()]
     adam = {}
-    for index, name in enumerate(names):
-        state = optimizer_state.get(index)
+    for name, state in zip(names, run.optimizer.moments):
         if state is not None:
             adam[f"exp_avg.{name}"] = state["exp_avg"]
             adam[f"exp_avg_sq.{name}"] = state["exp_avg_sq"]
@@ -189,18 +188,19 @@ def _checked(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], 
                                   f"the run needs {tuple(tensor.shape)}")
 
 
-def _checkpoint_state(run: Run, ds: xr.Dataset) -> tuple[dict, dict, dict, History, int]:
+def _checkpoint_state(run: Run, ds: xr.Dataset) -> tuple[dict, list, dict, History, int]:
     """Everything a checkpoint restores, checked against the run before any of it is applied
     (a half-restored run would be neither the checkpoint's nor a fresh one)."""
     params = variables_to_tensors(ds, "param.")
     _checked(params, run.model.state_dict(), "parameter(s)")
     adam = variables_to_tensors(ds, "adam.")
-    state = {}
-    for index, (name, param) in enumerate(run.model.named_parameters()):
+    state = []
+    for name, param in run.model.named_parameters():
+        state.append(None)
         if f"step.{name}" in adam:
             moments = {f"exp_avg.{name}": param, f"exp_avg_sq.{name}": param}
             _checked(adam, moments, "Adam moment(s)")
-            state[index] = {"step": adam[f"step.{name}"], "exp_avg": adam[f"exp_avg.{name}"],
+            state[-1] = {"step": adam[f"step.{name}"], "exp_avg": adam[f"exp_avg.{name}"],
                             "exp_avg_sq": adam[f"exp_avg_sq.{name}"]}
     rng = variables_to_tensors(ds, "rng.")
     _checked(rng, {name: gen.get_state() for name, gen in run.generators.items()},
@@ -238,12 +238,9 @@ def load_checkpoint(run: Run, path: Path, digest: str, code: str) -> tuple[Histo
         return History(), 0
     device = next(run.model.parameters()).device
     run.model.load_state_dict({k: v.to(device) for k, v in params.items()})
-    for moments in state.values():
-        for key in ("exp_avg", "exp_avg_sq"):
-            moments[key] = moments[key].to(device)
-    optimizer_state = run.optimizer.state_dict()
-    optimizer_state["state"] = state
-    run.optimizer.load_state_dict(optimizer_state)
+    run.optimizer.moments = [None if moments is None else
+                             {key: value.to(device) if key != "step" else value
+                              for key, value in moments.items()} for moments in state]
     for name, generator in run.generators.items():
         generator.set_state(rng[name])
     log.info("resumed from %s at step %d", path, step)
@@ -260,8 +257,7 @@ def train(run: Run, checkpoint: Path, digest: str, code: str) -> tuple[History, 
     status, clock, last_log = "completed", time.perf_counter(), (start, time.perf_counter())
     for step in range(start, cfg["steps"]):
         lr = learning_rate(cfg, step)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
+        run.optimizer.lr = lr
         index = run.problem.sample_batch(cfg["batch"], run.generators["batch"])
         estimate = run.estimator.estimate(model, run.problem.model_inputs("train", index),
                                           run.problem.targets("train", index))

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
-from fwdsnn.config import target_params
+from fwdsnn.config import load_config_file, target_params, validate_config
 from fwdsnn.reference import write_reference
 from fwdsnn.registry import family_module
 
@@ -29,6 +30,14 @@ def diverging_overlay() -> dict:
     return {"methods": {method: {"estimator": "backprop"}},
             "experiments": [*experiments, {"target": target, "model": model, "methods": [method],
                                            "train": {"lr": 1.0e+30}}]}
+
+
+def quick_config(workdir: Path) -> dict:
+    """config.yaml with the study's overlays merged the way Snakemake merges them."""
+    merged = load_config_file(workdir / OVERLAY[1])
+    for overlay in OVERLAY[2:]:
+        update_config(merged, load_config_file(workdir / overlay))
+    return validate_config(merged)
 
 
 def copy_workflow(dest: Path, with_package: bool = False) -> Path:
@@ -77,13 +86,27 @@ def planned_outputs(proc: subprocess.CompletedProcess) -> list[str]:
     return sorted(path.strip() for line in found for path in line.split(", "))
 
 
+def quick_copy(tmp_path_factory, name: str) -> Path:
+    """A copy of the workflow with its own fwdsnn/ and the quick study's overlays."""
+    workdir = copy_workflow(tmp_path_factory.mktemp(name), with_package=True)
+    (workdir / DIVERGING).write_text(yaml.safe_dump(diverging_overlay(), sort_keys=False))
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def quick_study(tmp_path_factory) -> Path:
-    """The quick overlay with one diverging run (DIVERGING) run once through every stage, in a
-    copy that carries its own fwdsnn/."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("quick"), with_package=True)
-    (workdir / DIVERGING).write_text(yaml.safe_dump(diverging_overlay(), sort_keys=False))
+    """The quick overlay with one diverging run (DIVERGING) run once through every stage."""
+    workdir = quick_copy(tmp_path_factory, "quick")
     snakemake(workdir, "-c2", *OVERLAY)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def quick_data(tmp_path_factory) -> Path:
+    """Only the quick study's reference data, for the tests of the data stage's rerun rules:
+    they need no trained runs, and on their own copy they run beside the full study."""
+    workdir = quick_copy(tmp_path_factory, "quick_data")
+    snakemake(workdir, "-c2", "reference_all", *OVERLAY)
     return workdir
 
 
@@ -94,3 +117,9 @@ def parabola(tmp_path_factory) -> Path:
     write_reference("parabola", target_params("function", expression="x**2", domain=[[-1, 1]],
                                               n_train=64, n_test=32), family_module("function"), path)
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """End-to-end tests first: `make test` hands out whole files (--dist loadfile) in this
+    order, so each end-to-end file starts its study at once on a worker of its own."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
