@@ -68,13 +68,15 @@ def register_toy_entries(package: Path) -> list[Path]:
     return list(modules)
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run Snakemake of this interpreter in workdir; a local fwdsnn/ copy shadows the package."""
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 600
+              ) -> subprocess.CompletedProcess:
+    """Run Snakemake of this interpreter in workdir; a local fwdsnn/ copy shadows the package.
+    The timeout only stops a hung run: a loaded machine may take several times the usual."""
     env = dict(os.environ)
     if (workdir / "fwdsnn").is_dir():
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -97,7 +99,7 @@ def quick_copy(tmp_path_factory, name: str) -> Path:
 def quick_study(tmp_path_factory) -> Path:
     """The quick overlay with one diverging run (DIVERGING) run once through every stage."""
     workdir = quick_copy(tmp_path_factory, "quick")
-    snakemake(workdir, "-c2", *OVERLAY)
+    snakemake(workdir, "-c2", *OVERLAY, timeout=3600)
     return workdir
 
 

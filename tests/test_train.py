@@ -94,7 +94,7 @@ train(Path({reference!r}), Path({directory!r}), steps={steps})
 
 
 def test_killed_run_resumes_to_identical_results(parabola, tmp_path):
-    steps = 400  # long enough to be killed after its first checkpoint
+    steps = 200  # long enough to be killed after its first checkpoint (at step 10)
     _, uninterrupted = train(parabola, tmp_path / "whole", steps=steps)
     directory = tmp_path / "killed"
     script = RESUME_SCRIPT.format(tests=str(Path(__file__).parent), reference=str(parabola),
