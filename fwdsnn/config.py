@@ -17,7 +17,8 @@ import jsonschema
 import yaml
 
 from fwdsnn import limits
-from fwdsnn.pdes import FAMILY_MODULES as FAMILIES, ParameterError, family_module
+from fwdsnn.pdes import ParameterError
+from fwdsnn.registry import FAMILIES, family_module
 
 SCHEMA = ("schemas", "config.schema.yaml")  # package data, so an installed fwdsnn validates too
 

@@ -271,7 +271,7 @@ def test_training_with_layer_scope_reduces_the_test_error(parabola, tmp_path):
         "experiments": [{"target": "p", "model": "mlp", "methods": ["rfg"]}]})
     outputs = {name: tmp_path / f"{name}.nc" for name in ("model", "history", "prediction")}
     status = run_training(reference, settings["models"]["mlp"], settings["methods"]["rfg"],
-                          settings["train"], seed=0, device="cpu", outputs=outputs)
+                          settings["train"], seed=0, device="cpu", outputs=outputs, estimator=ForwardGradient)
     history = io.read_dataset(outputs["history"])
     assert status == "completed"
     loss = history["loss"].values

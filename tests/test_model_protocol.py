@@ -16,7 +16,7 @@ from torch.func import functional_call, jvp
 from fwdsnn import io
 from fwdsnn.config import target_params
 from fwdsnn.data import Affine, make_problem
-from fwdsnn.grad import make_estimator, mse
+from fwdsnn.grad import mse
 from fwdsnn.grad.perturbation import perturbed_outputs
 from fwdsnn.grad.tangents import propagate
 from fwdsnn.hardware.convert import convert
@@ -25,6 +25,7 @@ from fwdsnn.hardware.energy import operation_counts
 from fwdsnn.hardware.format import read_fixed, write_fixed
 from fwdsnn.hardware.nir_export import model_graph, simulate
 from fwdsnn.reference import write_reference
+from fwdsnn.registry import estimator_class, family_module
 from fwdsnn.snn.lif import bare_spikes
 from fwdsnn.snn.models import CompositeModel, Feed, SpikingMLP, build_model, model_class
 from fwdsnn.snn.record import record_spikes
@@ -91,7 +92,7 @@ def test_kind_is_registered_by_its_class():
 def test_reads_the_problem_of_its_layout(tmp_path):
     params = target_params("heat1d", nx=11, nt=6, n_sensors=11, fine_points=65, modes=16,
                            n_train=4, n_test=2)
-    reference = io.read_dataset(write_reference("heat", params, tmp_path / "heat.nc"))
+    reference = io.read_dataset(write_reference("heat", params, family_module("heat1d"), tmp_path / "heat.nc"))
     problem = make_problem(reference, "test_two_branch_onet").to(torch.device("cpu"), torch.float64)
     net = build_model("test_two_branch_onet", problem.model_shapes(), {**MLP, "latent": 5},
                       None, True).double()
@@ -147,7 +148,7 @@ def test_perturbation_rows_are_the_model_with_those_parameters():
      "epsilon": 0.05}], ids=["bp", "rfg-layer", "wp-layer"])
 def test_trains_with_every_estimator(method):
     net, (args, target) = model(), data()
-    estimator = make_estimator(method, torch.Generator().manual_seed(5))
+    estimator = estimator_class(method["estimator"])(method, torch.Generator().manual_seed(5))
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     with torch.no_grad():
         before = mse(net(*args), target).item()

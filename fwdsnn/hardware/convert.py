@@ -74,8 +74,8 @@ import math
 
 import numpy as np
 
-from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STATE_BITS,
-                                    THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet,
+from fwdsnn.artifacts import LAVA_MAX_WEIGHT_BITS
+from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, STATE_BITS, THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet,
                                     Layer, write_fixed)
 from fwdsnn.snn.models import SpikingMLP, SpikingModel, layer_name
 from fwdsnn.hardware.trained import load_trained

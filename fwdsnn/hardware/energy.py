@@ -33,11 +33,11 @@ import numpy as np
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.artifacts import ENERGY, MODEL, PREDICTION
 from fwdsnn.hardware.trained import load_trained
 from fwdsnn.snn.models import SpikingModel, layer_name
 from fwdsnn.status import COMPLETED
 
-STAGE = "energy"
 PJ_PER_SOP = 0.9
 PJ_PER_MAC = 4.6
 SOURCE = "Horowitz, ISSCC 2014, 45 nm: 32-bit float add 0.9 pJ, multiply-accumulate 4.6 pJ"
@@ -118,7 +118,7 @@ def energy_run(model_path, prediction_path, out_path,
                pj_per_sop: float = PJ_PER_SOP, pj_per_mac: float = PJ_PER_MAC) -> Path:
     """The stage: model.nc + prediction.nc (spike counts per layer) -> energy.nc."""
     model, _, _ = load_trained(model_path)
-    prediction = io.read_dataset(prediction_path, stage="train", variables=("u_pred", "spike_count"))
+    prediction = io.read_artifact(prediction_path, PREDICTION)
     if not model.neurons:
         raise ValueError(f"{model_path}: not a spiking network (the ANN twin's MACs are in "
                          "every spiking run's energy.nc)")
@@ -126,7 +126,7 @@ def energy_run(model_path, prediction_path, out_path,
     ds = operation_counts(model, counts, prediction["u_pred"].shape[1:], pj_per_sop, pj_per_mac)
     config = {"pj_per_sop": pj_per_sop, "pj_per_mac": pj_per_mac,
               "run": json.loads(prediction.attrs.get("config_json", "{}"))}
-    return io.write_dataset(ds, out_path, stage=STAGE, config=config,
+    return io.write_dataset(ds, out_path, stage=ENERGY.stage, config=config,
                             seed=int(prediction.attrs.get("seed", -1)),
                             inputs=[model_path, prediction_path])
 
@@ -145,6 +145,6 @@ def write_placeholder(model_path, out_path, status: str) -> Path:
                     coords={"per": ("per", np.array(PER), {"long_name": "counted per inference or per "
                                                            "output point", "units": "1"})})
     ds.attrs["status"] = status
-    source = io.read_dataset(model_path, stage="train")
-    return io.write_dataset(ds, out_path, stage=STAGE, config={"status": status},
+    source = io.read_dataset(model_path, stage=MODEL.stage)
+    return io.write_dataset(ds, out_path, stage=ENERGY.stage, config={"status": status},
                             seed=int(source.attrs.get("seed", -1)), inputs=[model_path])

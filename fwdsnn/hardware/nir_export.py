@@ -43,12 +43,12 @@ import numpy as np
 import torch
 
 from fwdsnn import io
+from fwdsnn.artifacts import MODEL, NIR_STAGE
 from fwdsnn.hardware.trained import load_trained
 from fwdsnn.snn.lif import LIFLayer, LILayer
 from fwdsnn.snn.models import SpikingMLP, SpikingModel
 from fwdsnn.status import COMPLETED
 
-STAGE = "nir"
 FORMAT = "fwdsnn-nir 1"
 NOT_EXPRESSIBLE = (
     "NIR cannot express, so this metadata states: dt and steps (w_in = tau_syn/dt bakes dt into "
@@ -170,7 +170,7 @@ def simulate(graph: nir.NIRGraph, x: np.ndarray) -> np.ndarray:
 def export_nir(model_path, out_path) -> Path:
     """The stage: model.nc -> model.nir, with fwdsnn's provenance in the top-level metadata."""
     model_path, out_path = Path(model_path), Path(out_path)
-    source = io.read_dataset(model_path, stage="train")
+    source = io.read_dataset(model_path, stage=MODEL.stage)
     model, inputs, output = load_trained(model_path)
     graph = model_graph(model, inputs, output)
     graph.metadata["status"] = COMPLETED
@@ -180,7 +180,7 @@ def export_nir(model_path, out_path) -> Path:
 def write_placeholder(model_path, out_path, status: str) -> Path:
     """The model.nir of a run with nothing to export (its training did not complete): a graph
     without nodes whose metadata gives `status` and the provenance, not a network."""
-    source = io.read_dataset(model_path, stage="train")
+    source = io.read_dataset(model_path, stage=MODEL.stage)
     graph = nir.NIRGraph(nodes={}, edges=[], metadata={"format": FORMAT, "status": status})
     return _write(graph, source, Path(model_path), Path(out_path))
 
@@ -189,7 +189,7 @@ def _write(graph: nir.NIRGraph, source, model_path: Path, out_path: Path) -> Pat
     """Provenance of model.nc's run into the top-level metadata, then an atomic write."""
     config = {"model": json.loads(source.attrs["model_json"]),
               "method": json.loads(source.attrs["method_json"])}
-    graph.metadata.update(io.provenance(STAGE, config, int(source.attrs.get("seed", -1)),
+    graph.metadata.update(io.provenance(NIR_STAGE, config, int(source.attrs.get("seed", -1)),
                                         inputs=[model_path]))
     with io.atomic_path(out_path) as tmp:
         nir.write(tmp, graph)

@@ -13,7 +13,7 @@ rule gradient_quality:
     params:
         model=lambda w: config["models"][w.model],
         settings=config["diagnostics"],
-        code=code_fingerprint("fwdsnn.diagnostics", estimator_module("forward")),
+        code=code_fingerprint("fwdsnn.diagnostics"),
     script:
         "../scripts/gradient_quality.py"
 
@@ -28,9 +28,7 @@ rule bench:
     threads: 256  # Snakemake scales this down to --cores: nothing runs beside the benchmark
     params:
         settings=config["bench"],
-        code=code_fingerprint(
-            "fwdsnn.bench", *(module for module, _ in ESTIMATORS.values())
-        ),
+        code=code_fingerprint("fwdsnn.bench"),
     script:
         "../scripts/bench.py"
 
@@ -62,9 +60,7 @@ rule metrics:
     params:
         # read if present, not an input: peak memory of the training job (absent for runs
         # made outside Snakemake); a retrained run rewrites history.nc, which reruns this
-        train_benchmark=lambda w: benchmark_path(
-            "train", f"{w.target}/{w.model}/{w.method}/s{w.seed}"
-        ),
+        train_benchmark=lambda w: benchmark_path("train", RUN_DIR.format(**w)),
         code=code_fingerprint("fwdsnn.metrics"),
     script:
         "../scripts/metrics.py"
