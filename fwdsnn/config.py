@@ -17,7 +17,8 @@ import jsonschema
 import yaml
 
 from fwdsnn import limits
-from fwdsnn.pdes import FAMILY_MODULES as FAMILIES, ParameterError, family_module
+from fwdsnn.pdes import ParameterError
+from fwdsnn.registry import FAMILIES, family_module
 
 SCHEMA = ("schemas", "config.schema.yaml")  # package data, so an installed fwdsnn validates too
 
@@ -329,3 +330,23 @@ def target_params(family: str, **overrides: Any) -> dict:
         raise error
     _check_target("target", targets["target"])
     return targets["target"]
+
+
+def step_time_runs(config: dict) -> dict[str, dict]:
+    """What the step-time benchmark (fwdsnn.step_time) times: model name -> the first
+    experiment that trains it, its target, model settings and {method: (method settings,
+    train settings)}, with `bp-norse` (bp's BPTT through Norse's modules) beside `bp`."""
+    runs = {}
+    for experiment in config["experiments"]:
+        name = experiment["model"]
+        if name in runs:
+            continue
+        methods = {method: (method_settings(config, experiment, method),
+                            train_settings(config, experiment, method))
+                   for method in experiment["methods"]}
+        if "bp" in methods:
+            bp, train = methods["bp"]
+            methods["bp-norse"] = ({**bp, "estimator": "backprop-norse"}, train)
+        runs[name] = {"target": experiment["target"], "model": config["models"][name],
+                      "methods": methods}
+    return runs

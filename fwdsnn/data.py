@@ -1,6 +1,7 @@
 """Reference data as training tensors: normalisation, splits, batches, and back to physical units.
 
-Three layouts, one per model kind. ``pointwise`` (spiking_mlp on function targets): inputs are
+Three layouts; each model kind names the one its forward takes (`layout` of its class in
+fwdsnn.snn.models). ``pointwise`` (spiking_mlp on function targets): inputs are
 points, the target a scalar per point. ``deeponet``: branch input a(sensor) per function and
 trunk input the flattened grid of coordinates; predictions are (function, point). ``seponet``:
 branch input a per function and one coordinate vector per grid axis; predictions are
@@ -15,10 +16,10 @@ import numpy as np
 import torch
 import xarray as xr
 
+from fwdsnn.artifacts import SPLIT_TRAIN, split_mask
 from fwdsnn.io import DatasetError, source
-from fwdsnn.reference import train_mask
+from fwdsnn.snn.models import model_class
 
-LAYOUTS = {"spiking_mlp": "pointwise", "spiking_deeponet": "deeponet", "spiking_seponet": "seponet"}
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,9 @@ def check_reference(ds: xr.Dataset, layout: str) -> None:
 
 def make_problem(ds: xr.Dataset, model_kind: str) -> Problem:
     """Split and normalise a reference dataset for the layout of a model kind."""
-    layout = LAYOUTS[model_kind]
+    layout = model_class(model_kind).layout
     check_reference(ds, layout)
-    train = train_mask(ds)
+    train = split_mask(ds, SPLIT_TRAIN)
     u = ds["u"].values.astype(np.float64)
     output = Affine.standardise(u[train])
     if layout == "pointwise":
@@ -153,6 +154,14 @@ def make_problem(ds: xr.Dataset, model_kind: str) -> Problem:
         u_norm = output.forward(u)
     return Problem(layout, coords, inputs, output, _tensor(a[train]), _tensor(a[~train]), axes,
                    None, None, _tensor(u_norm[train]), _tensor(u_norm[~train]), u.shape[1:])
+
+
+def test_errors(problem: Problem, prediction: np.ndarray) -> np.ndarray:
+    """Relative L2 error of test predictions in physical units, against the problem's own test
+    targets: per function, or one value over all points for a pointwise layout."""
+    reference = problem.output.inverse(problem.targets("test").cpu().numpy().astype(np.float64))
+    reference = reference.reshape(prediction.shape)
+    return relative_l2(prediction, reference, per_sample=problem.layout != "pointwise")
 
 
 def relative_l2(prediction: np.ndarray, reference: np.ndarray, per_sample: bool) -> np.ndarray:

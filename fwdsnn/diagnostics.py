@@ -14,8 +14,8 @@ import torch
 import xarray as xr
 
 from fwdsnn.data import make_problem
-from fwdsnn.grad import make_estimator
 from fwdsnn.grad.backprop import Backprop
+from fwdsnn.grad.forward import ForwardGradient
 from fwdsnn.snn.lif import LIFLayer
 from fwdsnn.snn.models import build_model
 from fwdsnn.snn.spike import make_surrogate
@@ -57,7 +57,7 @@ def gradient_quality(reference: xr.Dataset, model_cfg: dict, settings: dict, see
             for k, directions in enumerate(ks):
                 method = {"estimator": "forward", "scope": scope, "directions": directions,
                           "distribution": "gaussian"}
-                estimator = make_estimator(method, torch.Generator().manual_seed(seed + 100 * k + j))
+                estimator = ForwardGradient(method, torch.Generator().manual_seed(seed + 100 * k + j))
                 for draw in range(draws):
                     estimator.estimate(model, inputs, target)
                     g = _flat_grad(model)

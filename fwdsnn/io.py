@@ -215,6 +215,11 @@ def read_dataset(path: str | os.PathLike, *, stage: str | None = None,
     return ds
 
 
+def read_artifact(path: str | os.PathLike, kind) -> xr.Dataset:
+    """A file of an ``fwdsnn.artifacts`` kind: its stage and required variables checked."""
+    return read_dataset(path, stage=kind.stage, variables=kind.variables)
+
+
 def data_variables_equal(a: xr.Dataset, b: xr.Dataset) -> bool:
     """True when two datasets hold bit-identical data variables and coordinates, attributes and
     marked measurements ignored."""

@@ -27,10 +27,8 @@ import numpy as np
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.artifacts import ENERGY, HISTORY, METRICS, PREDICTION
 
-STAGE = "metrics"
-TRAIN_STAGE = "train"
-ENERGY_STAGE = "energy"
 ENERGY_VARIABLES = ("sop_total", "mac_snn_total", "mac_ann_total", "energy_snn", "energy_ann",
                     "energy_ratio")
 log = logging.getLogger(__name__)
@@ -110,13 +108,13 @@ def run_metrics(history: xr.Dataset, prediction: xr.Dataset, energy: xr.Dataset 
 def metrics_run(history_path, prediction_path, out_path, energy_path=None,
                 benchmark_path=None) -> Path:
     """The stage: history.nc + prediction.nc (+ energy.nc, + benchmark TSV) -> metrics.nc."""
-    history = io.read_dataset(history_path, stage=TRAIN_STAGE, variables=("loss", "wall_time", "forward_passes"))
+    history = io.read_artifact(history_path, HISTORY)
     io.require_attrs(history, ("status",))
-    prediction = io.read_dataset(prediction_path, stage=TRAIN_STAGE, variables=("rel_l2", "spike_rate"))
-    energy = io.read_dataset(energy_path, stage=ENERGY_STAGE) if energy_path else None
+    prediction = io.read_artifact(prediction_path, PREDICTION)
+    energy = io.read_dataset(energy_path, stage=ENERGY.stage) if energy_path else None
     ds = run_metrics(history, prediction, energy, read_benchmark(benchmark_path))
     log.info("%s: %s, test rel-L2 mean %.4g median %.4g, %d steps, %.1f s", out_path, ds.attrs["status"],
              float(ds["rel_l2_mean"]), float(ds["rel_l2_median"]), int(ds["steps"]), float(ds["wall_time"]))
     inputs = [history_path, prediction_path] + ([energy_path] if energy_path else [])
-    return io.write_dataset(ds, out_path, stage=STAGE, config=json.loads(history.attrs.get("config_json", "{}")),
+    return io.write_dataset(ds, out_path, stage=METRICS.stage, config=json.loads(history.attrs.get("config_json", "{}")),
                             seed=int(history.attrs.get("seed", -1)), inputs=inputs)

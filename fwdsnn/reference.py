@@ -8,26 +8,27 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from fwdsnn import io
-from fwdsnn.pdes import family_module
+from fwdsnn.artifacts import REFERENCE, SPLIT_TEST, SPLIT_TRAIN
 
-STAGE = "reference"
-SPLIT_TRAIN, SPLIT_TEST = 0, 1
 STORED_DTYPE = np.float32
 log = logging.getLogger(__name__)
 
 
-def make_reference(name: str, params: Mapping[str, Any]) -> xr.Dataset:
-    """Generate n_train + n_test samples of a validated target and mark the split."""
+def make_reference(name: str, params: Mapping[str, Any], family: ModuleType) -> xr.Dataset:
+    """Generate n_train + n_test samples of a validated target with its ``family``'s solver
+    module (fwdsnn.registry.family_module: passed in, so that registering a family changes no
+    reference code) and mark the split."""
     n_train, n_test = params["n_train"], params["n_test"]
     rng = np.random.default_rng(params["seed"])
     start = time.perf_counter()
-    ds = family_module(params["family"]).generate(params, n_train + n_test, rng)
+    ds = family.generate(params, n_train + n_test, rng)
     log.info("target %s (%s): %d samples in %.1f s", name, params["family"],
              n_train + n_test, time.perf_counter() - start)
     for var in ("u", "a"):
@@ -63,16 +64,12 @@ def stored(name: str, var: str, values: xr.DataArray) -> xr.DataArray:
     return cast
 
 
-def write_reference(name: str, params: Mapping[str, Any], path: str | Path) -> Path:
-    ds = make_reference(name, params)
-    path = io.write_dataset(ds, path, stage=STAGE, config=dict(params), seed=params["seed"])
+def write_reference(name: str, params: Mapping[str, Any], family: ModuleType, path: str | Path) -> Path:
+    ds = make_reference(name, params, family)
+    path = io.write_dataset(ds, path, stage=REFERENCE.stage, config=dict(params), seed=params["seed"])
     log.info("wrote %s (%.1f MB)", path, Path(path).stat().st_size / 1e6)
     return path
 
 
 def read_reference(path: str | Path) -> xr.Dataset:
-    return io.read_dataset(path, stage=STAGE, variables=("u", "split"))
-
-
-def train_mask(ds: xr.Dataset) -> np.ndarray:
-    return ds["split"].values == SPLIT_TRAIN
+    return io.read_artifact(path, REFERENCE)

@@ -7,16 +7,16 @@ No torch here: the tables and the hardware format read it too.
 from pathlib import Path
 
 from fwdsnn import io
+from fwdsnn.artifacts import MODEL
 
 COMPLETED, DIVERGED = "completed", "diverged"
 STATUSES = (COMPLETED, DIVERGED)
-TRAIN_STAGE = "train"
 
 
 def run_status(path: str | Path) -> str:
     """The `status` attribute of a training output (model.nc, history.nc). A model.nc written
     outside the training stage (a network built in Python) has none and counts as completed."""
-    status = io.read_dataset(path, stage=TRAIN_STAGE).attrs.get("status", COMPLETED)
+    status = io.read_dataset(path, stage=MODEL.stage).attrs.get("status", COMPLETED)  # history.nc: the same stage
     if status not in STATUSES:
         raise io.DatasetError(f"{path}: attribute 'status' is {status!r}, expected one of "
                               f"{', '.join(STATUSES)}")

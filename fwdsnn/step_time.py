@@ -15,31 +15,12 @@ import torch
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.artifacts import REFERENCE
 from fwdsnn.bench import interleaved_medians
-from fwdsnn.config import method_settings, train_settings
 from fwdsnn.train import build_run
 
 log = logging.getLogger(__name__)
-REFERENCE = "bp-norse"  # the method bp with BPTT through Norse's modules
-
-
-def timed_runs(config: dict) -> dict[str, dict]:
-    """Model name -> the first experiment that trains it: its target, model settings and
-    {estimator label: (method settings, train settings)}, `bp-norse` added beside `bp`."""
-    runs = {}
-    for experiment in config["experiments"]:
-        name = experiment["model"]
-        if name in runs:
-            continue
-        methods = {method: (method_settings(config, experiment, method),
-                            train_settings(config, experiment, method))
-                   for method in experiment["methods"]}
-        if "bp" in methods:
-            bp, train = methods["bp"]
-            methods[REFERENCE] = ({**bp, "estimator": "backprop-norse"}, train)
-        runs[name] = {"target": experiment["target"], "model": config["models"][name],
-                      "methods": methods}
-    return runs
+NORSE = "bp-norse"  # fwdsnn.config.step_time_runs adds it beside bp
 
 
 def _step(run):
@@ -53,17 +34,20 @@ def _step(run):
     return step
 
 
-def step_time(config: dict, references: dict[str, Path], repeats: int) -> xr.Dataset:
-    """step_time.nc: seconds per training step per (estimator, model), and bp-norse / bp."""
+def step_time(runs: dict[str, dict], references: dict[str, Path], repeats: int,
+              estimators: dict[str, type]) -> xr.Dataset:
+    """step_time.nc: seconds per training step per (estimator, model), and bp-norse / bp.
+    ``runs`` are `fwdsnn.config.step_time_runs`; ``estimators`` maps each estimator they name
+    to its class (the workflow resolves both, so this stage reads neither config nor registry)."""
     torch.set_num_threads(1)
-    runs = timed_runs(config)
     labels = list(dict.fromkeys(label for run in runs.values() for label in run["methods"]))
     steps = {}
     for model, spec in runs.items():
-        reference = io.read_dataset(references[spec["target"]], stage="reference",
-                                    variables=("u", "split"))
+        reference = io.read_dataset(references[spec["target"]], stage=REFERENCE.stage,
+                                    variables=REFERENCE.variables)
         for label, (method, train) in spec["methods"].items():
-            run = build_run(reference, spec["model"], method, train, 0, torch.device("cpu"))
+            run = build_run(reference, spec["model"], method, train, 0, torch.device("cpu"),
+                            estimators[method["estimator"]])
             steps[label, model] = _step(run)
     for step in steps.values():  # untimed: the first step also sets up (Adam's moments, caches)
         step()
@@ -75,7 +59,7 @@ def step_time(config: dict, references: dict[str, Path], repeats: int) -> xr.Dat
         at = labels.index(label), models.index(model)
         times[at], batch[at] = seconds, runs[model]["methods"][label][1]["batch"]
         log.info("%s on %s: %.2f ms", label, model, 1e3 * seconds)
-    ratio = times[labels.index(REFERENCE)] / times[labels.index("bp")]
+    ratio = times[labels.index(NORSE)] / times[labels.index("bp")]
     coords = {
         "estimator": ("estimator", labels, {"long_name": "method (bp-norse: bp through Norse's modules)",
                                             "units": "1"}),

@@ -20,8 +20,7 @@ import numpy as np
 import xarray as xr
 
 from fwdsnn import io
-from fwdsnn.hardware.format import LAVA_MAX_WEIGHT_BITS
-from fwdsnn.hardware.format import STAGE as HARDWARE_STAGE
+from fwdsnn.artifacts import EMULATED, LAVA_MAX_WEIGHT_BITS, METRICS, TABLE_FILES, parse_run
 from fwdsnn.status import COMPLETED, DIVERGED
 
 DIMS = ("target", "model", "method", "seed")
@@ -37,17 +36,12 @@ ENERGY = {"variables": ("spike_rate_mean", "sop_total", "mac_snn_total", "mac_an
                         "energy_snn", "energy_ann", "energy_ratio"), "key": "energy_snn", "masked": True}
 
 
-def _split(run: str) -> tuple[str, str, str, int]:
-    target, model, method, seed = run.split("/")
-    return target, model, method, int(seed.lstrip("s"))
-
-
 def _ordered(values) -> list:
     return list(dict.fromkeys(values))
 
 
 def _coords(runs: Sequence[str]) -> dict:
-    parts = [_split(run) for run in runs]
+    parts = [parse_run(run) for run in runs]
     names = {"target": "target", "model": "model", "method": "training method", "seed": "training seed"}
     values = {"target": _ordered(p[0] for p in parts), "model": _ordered(p[1] for p in parts),
               "method": _ordered(p[2] for p in parts), "seed": sorted({p[3] for p in parts})}
@@ -65,7 +59,7 @@ def _status(runs: Sequence[str], metrics: Mapping[str, xr.Dataset], coords: dict
 
 
 def _index(run: str, coords: dict) -> tuple[int, ...]:
-    return tuple(list(coords[dim][1]).index(value) for dim, value in zip(DIMS, _split(run)))
+    return tuple(list(coords[dim][1]).index(value) for dim, value in zip(DIMS, parse_run(run)))
 
 
 def _gather(runs, metrics, coords, name, status=None, masked=False) -> xr.DataArray:
@@ -192,7 +186,7 @@ def read_emulated(runs: Sequence[str], bits: Sequence[int], paths: Sequence[str 
     keys = [(run, b) for run in runs for b in bits]
     out = {}
     for key, path in zip(keys, paths):
-        ds = io.read_dataset(path, stage=HARDWARE_STAGE, variables=("rel_l2",))
+        ds = io.read_artifact(path, EMULATED)
         out[key] = (float(np.mean(ds["rel_l2"])), float(ds.attrs["spike_agreement_all"]))
     return out
 
@@ -328,7 +322,7 @@ TABLES = {"accuracy": (accuracy_table, accuracy_text), "cost": (cost_table, cost
 
 
 def read_metrics(runs: Sequence[str], paths: Sequence[str | Path]) -> dict[str, xr.Dataset]:
-    return {run: io.read_dataset(path, stage="metrics", variables=("rel_l2_mean",))
+    return {run: io.read_artifact(path, METRICS)
             for run, path in zip(runs, paths)}
 
 
@@ -340,6 +334,6 @@ def tables_run(runs: Sequence[str], metric_paths: Sequence[str | Path],
     for name, paths in outputs.items():
         make, text = TABLES[name]
         made[name] = make(runs, metrics)
-        write_table(made[name], text, paths, stage=f"table_{name}", config={"runs": list(runs)},
+        write_table(made[name], text, paths, stage=TABLE_FILES[name].stage, config={"runs": list(runs)},
                     inputs=metric_paths)
     return made

@@ -19,16 +19,17 @@ import torch
 import xarray as xr
 
 from fwdsnn import io
-from fwdsnn.data import Problem, make_problem, relative_l2
-from fwdsnn.estimators import training_code_fingerprint
-from fwdsnn.grad import make_estimator
+from fwdsnn.adam import Adam
+from fwdsnn.artifacts import CHECKPOINT, HISTORY, MODEL, PREDICTION, REFERENCE
+from fwdsnn.data import Problem, make_problem, test_errors
+from fwdsnn.fingerprint import code_fingerprint
+from fwdsnn.grad import Estimator
+from fwdsnn.predictions import prediction_dataset
 from fwdsnn.snn.lif import bare_spikes
 from fwdsnn.snn.models import build_model
 from fwdsnn.snn.spike import make_surrogate
 from fwdsnn.weights import model_dataset, tensors_to_variables, variables_to_tensors
 
-STAGE = "train"
-CHECKPOINT_STAGE = "checkpoint"
 EVAL_CHUNK = 64  # test samples per forward pass: bounds memory on large grids
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class Run:
 
     problem: Problem
     model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: Adam
     generators: dict[str, torch.Generator]
     estimator: object
     model_cfg: dict
@@ -111,8 +112,10 @@ class Run:
 
 
 def build_run(reference: xr.Dataset, model_cfg: dict, method_cfg: dict, train_cfg: dict,
-              seed: int, device: torch.device) -> Run:
-    """Everything seeded from ``seed``: initial weights, batches, surrogate noise, directions."""
+              seed: int, device: torch.device, estimator: type[Estimator]) -> Run:
+    """Everything seeded from ``seed``: initial weights, batches, surrogate noise, directions.
+    ``estimator`` is the class the method's ``estimator`` names (fwdsnn.registry.estimator_class):
+    passed in, so that registering an estimator changes no training code."""
     problem = make_problem(reference, model_cfg["kind"]).to(device)
     spiking = method_cfg["spiking"]
     surrogate_gen = torch.Generator(device=device).manual_seed(seed + 1)
@@ -120,12 +123,12 @@ def build_run(reference: xr.Dataset, model_cfg: dict, method_cfg: dict, train_cf
     torch.manual_seed(seed)
     model = build_model(model_cfg["kind"], problem.model_shapes(), model_cfg, surrogate, spiking).to(device)
     estimator_gen = torch.Generator(device=device).manual_seed(seed + 3)
-    estimator = make_estimator(method_cfg, estimator_gen)
-    generators = {"batch": torch.Generator().manual_seed(seed + 2), **estimator.generators()}
+    built = estimator(method_cfg, estimator_gen)
+    generators = {"batch": torch.Generator().manual_seed(seed + 2), **built.generators()}
     if spiking and method_cfg["surrogate"]["kind"] == "stein":
         generators["surrogate"] = surrogate_gen
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg["lr"])
-    return Run(problem, model, optimizer, generators, estimator, model_cfg, method_cfg, train_cfg)
+    optimizer = Adam(model.parameters(), lr=train_cfg["lr"])
+    return Run(problem, model, optimizer, generators, built, model_cfg, method_cfg, train_cfg)
 
 
 def learning_rate(cfg: dict, step: int) -> float:
@@ -152,23 +155,15 @@ def predict(run: Run, split: str = "test") -> tuple[np.ndarray, dict[str, float]
     return prediction.reshape(n, *problem.grid_shape), rates, counts
 
 
-def test_errors(problem: Problem, prediction: np.ndarray) -> np.ndarray:
-    reference = problem.output.inverse(problem.targets("test").cpu().numpy().astype(np.float64))
-    reference = reference.reshape(prediction.shape)
-    return relative_l2(prediction, reference, per_sample=problem.layout != "pointwise")
-
-
 def config_digest(*configs: dict) -> str:
     return hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def save_checkpoint(run: Run, history: History, layers: list[str], next_step: int,
                     path: Path, digest: str, code: str) -> None:
-    optimizer_state = run.optimizer.state_dict()["state"]
     names = [name for name, _ in run.model.named_parameters()]
     adam = {}
-    for index, name in enumerate(names):
-        state = optimizer_state.get(index)
+    for name, state in zip(names, run.optimizer.moments):
         if state is not None:
             adam[f"exp_avg.{name}"] = state["exp_avg"]
             adam[f"exp_avg_sq.{name}"] = state["exp_avg_sq"]
@@ -179,7 +174,7 @@ def save_checkpoint(run: Run, history: History, layers: list[str], next_step: in
                      **tensors_to_variables(rng, "rng.", "random generator state")})
     ds = ds.merge(history.to_dataset(layers).rename({"step": "history_step"}))
     ds.attrs.update(next_step=next_step, digest=digest, code_fingerprint=code)
-    io.write_dataset(ds, path, stage=CHECKPOINT_STAGE, config={"digest": digest, "code_fingerprint": code})
+    io.write_dataset(ds, path, stage=CHECKPOINT.stage, config={"digest": digest, "code_fingerprint": code})
 
 
 def _checked(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], what: str) -> None:
@@ -193,18 +188,19 @@ def _checked(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], 
                                   f"the run needs {tuple(tensor.shape)}")
 
 
-def _checkpoint_state(run: Run, ds: xr.Dataset) -> tuple[dict, dict, dict, History, int]:
+def _checkpoint_state(run: Run, ds: xr.Dataset) -> tuple[dict, list, dict, History, int]:
     """Everything a checkpoint restores, checked against the run before any of it is applied
     (a half-restored run would be neither the checkpoint's nor a fresh one)."""
     params = variables_to_tensors(ds, "param.")
     _checked(params, run.model.state_dict(), "parameter(s)")
     adam = variables_to_tensors(ds, "adam.")
-    state = {}
-    for index, (name, param) in enumerate(run.model.named_parameters()):
+    state = []
+    for name, param in run.model.named_parameters():
+        state.append(None)
         if f"step.{name}" in adam:
             moments = {f"exp_avg.{name}": param, f"exp_avg_sq.{name}": param}
             _checked(adam, moments, "Adam moment(s)")
-            state[index] = {"step": adam[f"step.{name}"], "exp_avg": adam[f"exp_avg.{name}"],
+            state[-1] = {"step": adam[f"step.{name}"], "exp_avg": adam[f"exp_avg.{name}"],
                             "exp_avg_sq": adam[f"exp_avg_sq.{name}"]}
     rng = variables_to_tensors(ds, "rng.")
     _checked(rng, {name: gen.get_state() for name, gen in run.generators.items()},
@@ -230,7 +226,7 @@ def load_checkpoint(run: Run, path: Path, digest: str, code: str) -> tuple[Histo
     if not path.exists():
         return History(), 0
     try:
-        ds = io.read_dataset(path, stage=CHECKPOINT_STAGE)
+        ds = io.read_dataset(path, stage=CHECKPOINT.stage)
         if ds.attrs.get("digest") != digest:
             reason = ("made by other code" if ds.attrs.get("code_fingerprint") != code
                       else "made with other settings")
@@ -242,12 +238,9 @@ def load_checkpoint(run: Run, path: Path, digest: str, code: str) -> tuple[Histo
         return History(), 0
     device = next(run.model.parameters()).device
     run.model.load_state_dict({k: v.to(device) for k, v in params.items()})
-    for moments in state.values():
-        for key in ("exp_avg", "exp_avg_sq"):
-            moments[key] = moments[key].to(device)
-    optimizer_state = run.optimizer.state_dict()
-    optimizer_state["state"] = state
-    run.optimizer.load_state_dict(optimizer_state)
+    run.optimizer.moments = [None if moments is None else
+                             {key: value.to(device) if key != "step" else value
+                              for key, value in moments.items()} for moments in state]
     for name, generator in run.generators.items():
         generator.set_state(rng[name])
     log.info("resumed from %s at step %d", path, step)
@@ -264,8 +257,7 @@ def train(run: Run, checkpoint: Path, digest: str, code: str) -> tuple[History, 
     status, clock, last_log = "completed", time.perf_counter(), (start, time.perf_counter())
     for step in range(start, cfg["steps"]):
         lr = learning_rate(cfg, step)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
+        run.optimizer.lr = lr
         index = run.problem.sample_batch(cfg["batch"], run.generators["batch"])
         estimate = run.estimator.estimate(model, run.problem.model_inputs("train", index),
                                           run.problem.targets("train", index))
@@ -301,39 +293,17 @@ def train(run: Run, checkpoint: Path, digest: str, code: str) -> tuple[History, 
     return history, status, layers
 
 
-def prediction_dataset(problem: Problem, reference: xr.Dataset, prediction: np.ndarray,
-                       rates: dict[str, float], counts: dict[str, float]) -> xr.Dataset:
-    """Test predictions on the reference grid, their errors, and spiking activity per layer
-    (also the layout of the hardware emulator's predictions)."""
-    test = reference.isel(sample=np.flatnonzero(reference["split"].values == 1))
-    u = test["u"]
-    errors = test_errors(problem, prediction)
-    layers = list(rates)
-    data = {
-        "u_pred": (u.dims, prediction.astype(np.float32),
-                   {"long_name": f"predicted {u.attrs['long_name']}", "units": u.attrs["units"]}),
-        "rel_l2": (("sample",) if problem.layout != "pointwise" else (),
-                   errors if problem.layout != "pointwise" else errors[0],
-                   {"long_name": "relative L2 error of the prediction", "units": "1"}),
-        "spike_rate": ("layer", np.array([rates[k] for k in layers], float),
-                       {"long_name": "spikes per neuron per time step on the test split", "units": "1"}),
-        "spike_count": ("layer", np.array([counts[k] for k in layers], float),
-                        {"long_name": "spikes per inference of one input sample", "units": "1"}),
-    }
-    coords = {name: test[name] for name in u.coords}
-    coords["layer"] = ("layer", np.asarray(layers, dtype=str), {"long_name": "LIF layer", "units": "1"})
-    return xr.Dataset(data, coords=coords)
-
-
 def run_training(reference_path: Path, model_cfg: dict, method_cfg: dict, train_cfg: dict,
-                 seed: int, device: str, outputs: dict[str, Path], threads: int = 1) -> str:
-    """The stage: train one run and write model.nc, history.nc, prediction.nc; returns status."""
+                 seed: int, device: str, outputs: dict[str, Path], estimator: type[Estimator],
+                 threads: int = 1) -> str:
+    """The stage: train one run with the ``estimator`` class (see build_run) and write model.nc,
+    history.nc, prediction.nc; returns status."""
     torch.set_num_threads(threads)
-    reference = io.read_dataset(reference_path, stage="reference", variables=("u", "split"))
+    reference = io.read_artifact(reference_path, REFERENCE)
     config = {"model": model_cfg, "method": method_cfg, "train": train_cfg}
-    code = training_code_fingerprint(method_cfg["estimator"])  # a checkpoint of other code is stale
+    code = code_fingerprint(__name__, estimator.__module__)  # a checkpoint of other code is stale
     digest = config_digest(config, seed, io.sha256_file(reference_path), code)
-    run = build_run(reference, model_cfg, method_cfg, train_cfg, seed, resolve_device(device))
+    run = build_run(reference, model_cfg, method_cfg, train_cfg, seed, resolve_device(device), estimator)
     checkpoint = Path(outputs["model"]).with_name("checkpoint.nc")
     log.info("training %s with %s for %d steps (seed %d, %d parameters)", model_cfg["kind"],
              method_cfg["estimator"], train_cfg["steps"], seed,
@@ -343,13 +313,13 @@ def run_training(reference_path: Path, model_cfg: dict, method_cfg: dict, train_
     common = dict(config=config, seed=seed, inputs=[reference_path])
     history_ds = history.to_dataset(layers)
     history_ds.attrs.update(status=status, steps_completed=len(history.loss))
-    io.write_dataset(history_ds, outputs["history"], stage=STAGE, **common)
-    io.write_dataset(prediction_dataset(run.problem, reference, prediction, rates, counts),
-                     outputs["prediction"], stage=STAGE, **common)
+    io.write_dataset(history_ds, outputs["history"], stage=HISTORY.stage, **common)
+    io.write_dataset(prediction_dataset(reference, prediction, test_errors(run.problem, prediction), rates, counts),
+                     outputs["prediction"], stage=PREDICTION.stage, **common)
     model_ds = model_dataset(run.model, model_cfg, method_cfg, run.problem.model_shapes(),
                              run.problem.inputs, run.problem.output)
     model_ds.attrs["status"] = status
-    io.write_dataset(model_ds, outputs["model"], stage=STAGE, **common)
+    io.write_dataset(model_ds, outputs["model"], stage=MODEL.stage, **common)
     checkpoint.unlink(missing_ok=True)
     log.info("finished with status %s", status)
     return status

@@ -12,6 +12,7 @@ import torch
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.artifacts import MODEL
 from fwdsnn.data import Affine
 from fwdsnn.snn.models import build_model
 from fwdsnn.snn.spike import make_surrogate
@@ -91,7 +92,7 @@ def model_dataset(model: torch.nn.Module, model_cfg: dict, method_cfg: dict,
 
 def load_model(path) -> tuple[torch.nn.Module, dict[str, Affine], Affine]:
     """Rebuild a trained network (for inference) and its normalisation from model.nc."""
-    ds = io.read_dataset(path, stage="train", variables=("norm_offset", "norm_scale", "quantity"))
+    ds = io.read_artifact(path, MODEL)
     model_cfg, method_cfg, shapes = (io.json_attr(ds, name) for name in
                                      ("model_json", "method_json", "shapes_json"))
     try:

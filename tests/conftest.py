@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
-from fwdsnn.config import target_params
+from fwdsnn.config import load_config_file, target_params, validate_config
 from fwdsnn.reference import write_reference
+from fwdsnn.registry import family_module
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = "workflow/configs/quick.yaml"
@@ -30,6 +32,14 @@ def diverging_overlay() -> dict:
                                            "train": {"lr": 1.0e+30}}]}
 
 
+def quick_config(workdir: Path) -> dict:
+    """config.yaml with the study's overlays merged the way Snakemake merges them."""
+    merged = load_config_file(workdir / OVERLAY[1])
+    for overlay in OVERLAY[2:]:
+        update_config(merged, load_config_file(workdir / overlay))
+    return validate_config(merged)
+
+
 def copy_workflow(dest: Path, with_package: bool = False) -> Path:
     """Snakefile, workflow/ and config.yaml (and optionally fwdsnn/) in a fresh directory."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -42,13 +52,31 @@ def copy_workflow(dest: Path, with_package: bool = False) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run Snakemake of this interpreter in workdir; a local fwdsnn/ copy shadows the package."""
+def register_toy_entries(package: Path) -> list[Path]:
+    """Register a family and an estimator in a copy of the package (fwdsnn/ under a scratch
+    directory), as a contributor would: one line each in registry.py and a module each.
+    Returns the new modules."""
+    registry = package / "registry.py"
+    registry.write_text(registry.read_text()
+                        .replace("FAMILIES = {\n", 'FAMILIES = {\n    "toy": "fwdsnn.pdes.toy",\n')
+                        .replace("ESTIMATORS = {\n", 'ESTIMATORS = {\n    "toy": "fwdsnn.grad.toy:Toy",\n'))
+    modules = {package / "pdes" / "toy.py": "from fwdsnn.pdes.dataset import operator_dataset\n",
+               package / "grad" / "toy.py": "from fwdsnn.grad.base import Estimator\n\n\n"
+                                            "class Toy(Estimator):\n    pass\n"}
+    for path, text in modules.items():
+        path.write_text(text)
+    return list(modules)
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 600
+              ) -> subprocess.CompletedProcess:
+    """Run Snakemake of this interpreter in workdir; a local fwdsnn/ copy shadows the package.
+    The timeout only stops a hung run: a loaded machine may take several times the usual."""
     env = dict(os.environ)
     if (workdir / "fwdsnn").is_dir():
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -60,13 +88,27 @@ def planned_outputs(proc: subprocess.CompletedProcess) -> list[str]:
     return sorted(path.strip() for line in found for path in line.split(", "))
 
 
+def quick_copy(tmp_path_factory, name: str) -> Path:
+    """A copy of the workflow with its own fwdsnn/ and the quick study's overlays."""
+    workdir = copy_workflow(tmp_path_factory.mktemp(name), with_package=True)
+    (workdir / DIVERGING).write_text(yaml.safe_dump(diverging_overlay(), sort_keys=False))
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def quick_study(tmp_path_factory) -> Path:
-    """The quick overlay with one diverging run (DIVERGING) run once through every stage, in a
-    copy that carries its own fwdsnn/."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("quick"), with_package=True)
-    (workdir / DIVERGING).write_text(yaml.safe_dump(diverging_overlay(), sort_keys=False))
-    snakemake(workdir, "-c2", *OVERLAY)
+    """The quick overlay with one diverging run (DIVERGING) run once through every stage."""
+    workdir = quick_copy(tmp_path_factory, "quick")
+    snakemake(workdir, "-c2", *OVERLAY, timeout=3600)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def quick_data(tmp_path_factory) -> Path:
+    """Only the quick study's reference data, for the tests of the data stage's rerun rules:
+    they need no trained runs, and on their own copy they run beside the full study."""
+    workdir = quick_copy(tmp_path_factory, "quick_data")
+    snakemake(workdir, "-c2", "reference_all", *OVERLAY)
     return workdir
 
 
@@ -75,5 +117,11 @@ def parabola(tmp_path_factory) -> Path:
     """A small u = x^2 reference file (64 train / 32 test points) for training tests."""
     path = tmp_path_factory.mktemp("data") / "parabola.nc"
     write_reference("parabola", target_params("function", expression="x**2", domain=[[-1, 1]],
-                                              n_train=64, n_test=32), path)
+                                              n_train=64, n_test=32), family_module("function"), path)
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """End-to-end tests first: `make test` hands out whole files (--dist loadfile) in this
+    order, so each end-to-end file starts its study at once on a worker of its own."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)

@@ -72,6 +72,8 @@ def test_seponet_counts_each_trunk_per_axis_coordinate_by_hand():
 def prediction_file(path, layers, counts):
     ds = xr.Dataset({
         "u_pred": (("sample", "x", "t"), np.zeros((2, 4, 5), np.float32), {"long_name": "u", "units": "1"}),
+        "rel_l2": ("sample", np.zeros(2), {"long_name": "relative L2 error", "units": "1"}),
+        "spike_rate": ("layer", np.zeros(len(counts)), {"long_name": "spike rate", "units": "1"}),
         "spike_count": ("layer", np.array(counts), {"long_name": "spikes per inference", "units": "1"}),
     }, coords={"layer": ("layer", np.array(layers), {"long_name": "LIF layer", "units": "1"})})
     return io.write_dataset(ds, path, stage="train", config={}, seed=3)

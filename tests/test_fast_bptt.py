@@ -6,8 +6,8 @@ import pytest
 import torch
 import yaml
 
-from fwdsnn.grad import make_estimator
 from fwdsnn.grad.bptt import AdjointBackprop
+from fwdsnn.registry import estimator_class
 from fwdsnn.snn.adjoint import adjoint_layers
 from fwdsnn.snn.models import build_model
 from fwdsnn.snn.spike import make_surrogate
@@ -43,7 +43,7 @@ def gradients(estimator: str, kind: str, decode: str, surrogate: dict):
            "neuron": NEURON, "latent": 5, "rank": 4}
     model = build_model(kind, SHAPES[kind], cfg, spike, True).double()
     inputs, target = batch(kind)
-    estimate = make_estimator({"estimator": estimator}, torch.Generator()).estimate(
+    estimate = estimator_class(estimator)({"estimator": estimator}, torch.Generator()).estimate(
         model, inputs, target)
     return estimate.loss, {name: p.grad for name, p in model.named_parameters()}
 
@@ -76,4 +76,4 @@ def test_layers_are_restored_and_backprop_is_the_adjoint():
     with adjoint_layers(model):
         assert "forward" in vars(model.lifs[0]) and "forward" in vars(model.li)
     assert not any("forward" in vars(m) for m in model.modules())
-    assert isinstance(make_estimator({"estimator": "backprop"}, torch.Generator()), AdjointBackprop)
+    assert estimator_class("backprop") is AdjointBackprop

@@ -197,7 +197,8 @@ def test_single_estimate_cosine_is_about_sqrt_k_over_d(k):
 
 
 MEMORY_SCRIPT = """
-import json, re, torch
+import json, re, sys, torch
+from fwdsnn.grad.perturbation import perturbed_outputs
 from fwdsnn.grad.tangents import propagate
 from fwdsnn.snn.models import SpikingMLP
 from fwdsnn.snn.spike import make_surrogate
@@ -206,13 +207,15 @@ torch.manual_seed(0)
 model = SpikingMLP(1, 1, 128, 2, 16, {}, make_surrogate({"kind": "fast_sigmoid", "slope": 10.0}))
 x = 2 * torch.rand(256, 1) - 1
 tangents = {n: torch.randn(4, *p.shape) for n, p in model.named_parameters()}
+run = {"tangents": lambda: propagate(model, (x,), tangents),
+       "perturbation": lambda: perturbed_outputs(model, (x,), [tangents])}[sys.argv[1]]
 def peak():  # this process's peak RSS in MiB (ru_maxrss would include the parent's)
     with open("/proc/self/status") as status:
         return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1)) / 1024
-propagate(model, (x,), tangents)
+run()
 short = peak()
 model.steps = 320
-propagate(model, (x,), tangents)
+run()
 long = peak()
 with torch.no_grad():
     model(x)  # Norse's layer-by-layer loop holds (T, 256, 128) tensors
@@ -221,12 +224,14 @@ print(json.dumps({"short": short, "long": long, "history": peak()}))
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
-def test_tangent_pass_memory_does_not_grow_with_steps():
-    """Peak RSS (VmHWM, a high-water mark, so the passes run smallest first) of the tangent pass at
-    T = 16 and T = 320 in a fresh process. Keeping the (T, 256, 128) history of one layer would
-    add 40 MiB; the model's own forward, which keeps it, shows the check can see that."""
-    proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True,
-                          timeout=120)
+@pytest.mark.parametrize("rows", ["tangents", "perturbation"])
+def test_row_pass_memory_does_not_grow_with_steps(rows):
+    """Peak RSS (VmHWM, a high-water mark, so the passes run smallest first) of the time-major
+    row interpreter (tangent rows, or weight perturbation's parameter sets) at T = 16 and
+    T = 320 in a fresh process. Keeping the (T, 256, 128) history of one layer would add
+    40 MiB; the model's own forward, which keeps it, shows the check can see that."""
+    proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, rows], capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     peaks = json.loads(proc.stdout.strip().splitlines()[-1])
     assert peaks["long"] - peaks["short"] < 10, peaks
@@ -266,7 +271,7 @@ def test_training_with_layer_scope_reduces_the_test_error(parabola, tmp_path):
         "experiments": [{"target": "p", "model": "mlp", "methods": ["rfg"]}]})
     outputs = {name: tmp_path / f"{name}.nc" for name in ("model", "history", "prediction")}
     status = run_training(reference, settings["models"]["mlp"], settings["methods"]["rfg"],
-                          settings["train"], seed=0, device="cpu", outputs=outputs)
+                          settings["train"], seed=0, device="cpu", outputs=outputs, estimator=ForwardGradient)
     history = io.read_dataset(outputs["history"])
     assert status == "completed"
     loss = history["loss"].values

@@ -5,7 +5,7 @@ import ast
 import subprocess
 import sys
 
-from fwdsnn.pdes import FAMILY_MODULES
+from fwdsnn.registry import FAMILIES
 from conftest import REPO
 
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -32,7 +32,7 @@ def test_jobs_that_need_no_torch_do_not_import_it():
     assert {"tables.py", "metrics.py", "bit_sweep.py", "reference.py", "figure_energy.py"} <= {p.name for p in light}
     statements = [line for path in light for line in script_imports(path)]
     # the reference job imports its family's solver module when it runs
-    statements += [f"import {module}" for module in FAMILY_MODULES.values()]
+    statements += [f"import {module}" for module in FAMILIES.values()]
     assert imported_heavy(statements) == []
 
 

@@ -13,6 +13,7 @@ from fwdsnn.config import target_params, validate_config
 from fwdsnn.data import make_problem
 from fwdsnn.metrics import metrics_run
 from fwdsnn.reference import make_reference, write_reference
+from fwdsnn.registry import estimator_class, family_module
 from fwdsnn import train as train_stage
 from fwdsnn.train import run_training
 from fwdsnn.weights import load_model, load_parameters
@@ -37,7 +38,8 @@ def outputs(directory):
 
 def train(reference, directory):
     return run_training(reference, SETTINGS["models"]["mlp"], SETTINGS["methods"]["bp"],
-                        SETTINGS["train"], seed=0, device="cpu", outputs=outputs(directory))
+                        SETTINGS["train"], seed=0, device="cpu", outputs=outputs(directory),
+                        estimator=estimator_class("backprop"))
 
 
 def rewrite(path, change):
@@ -84,16 +86,16 @@ def copy(path, tmp_path):
 
 def test_overflow_in_the_stored_dtype_is_refused_naming_target_and_variable():
     with pytest.raises(FloatingPointError, match=r"target parabola: variable 'u': \d+ of 96 values overflow float32"):
-        make_reference("parabola", function_target("exp(500*x)"))
+        make_reference("parabola", function_target("exp(500*x)"), family_module("function"))
 
 
 def test_underflow_to_all_zeros_is_refused():
     with pytest.raises(FloatingPointError, match="target tiny: variable 'u': every value underflows to zero"):
-        make_reference("tiny", function_target("1e-50*x"))
+        make_reference("tiny", function_target("1e-50*x"), family_module("function"))
 
 
 def test_a_target_that_is_zero_is_stored_as_zeros():
-    ds = make_reference("zero", function_target("0*x"))
+    ds = make_reference("zero", function_target("0*x"), family_module("function"))
     assert ds["u"].dtype == np.float32 and not np.any(ds["u"].values)
 
 
@@ -112,7 +114,7 @@ def test_training_on_data_with_a_non_finite_u_fails_naming_file_and_variable(par
 
 @pytest.fixture(scope="module")
 def heat(tmp_path_factory):
-    return write_reference("heat", HEAT, tmp_path_factory.mktemp("heat") / "heat.nc")
+    return write_reference("heat", HEAT, family_module("heat1d"), tmp_path_factory.mktemp("heat") / "heat.nc")
 
 
 def test_operator_data_with_a_non_finite_input_fails_naming_file_and_variable(heat, tmp_path):
@@ -230,7 +232,8 @@ def test_a_checkpoint_without_its_step_is_named_and_set_aside(trained, parabola,
         return ds
     path = rewrite(copy(trained["checkpoint"], tmp_path), drop)
     run = train_stage.build_run(io.read_dataset(parabola), SETTINGS["models"]["mlp"],
-                                SETTINGS["methods"]["bp"], SETTINGS["train"], 0, torch.device("cpu"))
+                                SETTINGS["methods"]["bp"], SETTINGS["train"], 0, torch.device("cpu"),
+                                estimator_class("backprop"))
     attrs = io.read_dataset(path).attrs
     with caplog.at_level("WARNING"):
         history, step = train_stage.load_checkpoint(run, path, attrs["digest"], attrs["code_fingerprint"])

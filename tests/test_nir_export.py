@@ -46,7 +46,7 @@ def write_model(kind, path, spiking=True, **changes) -> torch.nn.Module:
 
 
 def subnets(model) -> dict:
-    return {"": model} if not hasattr(model, "_subnets") else model._subnets()
+    return model.subnets()
 
 
 def exported(kind, tmp_path, **changes):

@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 from fwdsnn.config import target_params
-from fwdsnn.pdes import FAMILY_MODULES, family_module
+from fwdsnn.registry import FAMILIES, family_module
 
 GRID = {"nx": 21, "nt": 11, "n_sensors": 16}
 SMALL = {
@@ -21,7 +21,7 @@ N_SAMPLES = 5
 
 
 def test_every_registered_family_is_covered():
-    assert set(SMALL) == set(FAMILY_MODULES)
+    assert set(SMALL) == set(FAMILIES)
 
 
 @pytest.mark.parametrize("family", sorted(SMALL))

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from fwdsnn.config import ConfigError, target_params
-from fwdsnn.pdes import antiderivative, family_module, function, poisson1d
+from fwdsnn.pdes import antiderivative, function, poisson1d
 from fwdsnn.pdes.grf import rbf_kernel
+from fwdsnn.registry import family_module
 
 
 def observed_orders(errors: list[float]) -> np.ndarray:

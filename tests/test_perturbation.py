@@ -251,7 +251,7 @@ def test_trains_a_function_target(parabola, tmp_path):
     wp_method = {**SETTINGS["methods"]["bp"], "estimator": "perturbation", "directions": 4}
     train = {**SETTINGS["train"], "steps": 300, "eval_every": 100, "batch": 64, "lr": 0.1}
     status = run_training(parabola, SETTINGS["models"]["mlp"], wp_method, train, seed=0,
-                          device="cpu", outputs=outputs(tmp_path))
+                          device="cpu", outputs=outputs(tmp_path), estimator=WeightPerturbation)
     history = io.read_dataset(outputs(tmp_path)["history"])
     loss, test = history["loss"].values, history["test_rel_l2_mean"].values
     assert status == "completed"

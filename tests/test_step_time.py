@@ -3,9 +3,10 @@
 import numpy as np
 
 from fwdsnn import io
-from fwdsnn.config import validate_config
+from fwdsnn.config import step_time_runs, validate_config
 from fwdsnn.reference import write_reference
-from fwdsnn.step_time import step_time, timed_runs
+from fwdsnn.registry import estimator_class, family_module
+from fwdsnn.step_time import step_time
 
 CONFIG = validate_config({
     "targets": {"p": {"family": "function", "expression": "x**2", "domain": [[-1, 1]],
@@ -23,7 +24,7 @@ CONFIG = validate_config({
 
 
 def test_first_experiment_of_each_model_with_its_own_settings():
-    runs = timed_runs(CONFIG)
+    runs = step_time_runs(CONFIG)
     assert list(runs) == ["mlp"] and runs["mlp"]["target"] == "p"
     methods = runs["mlp"]["methods"]
     assert list(methods) == ["bp", "rfg", "bp-norse"]
@@ -32,8 +33,9 @@ def test_first_experiment_of_each_model_with_its_own_settings():
 
 
 def test_step_time_dataset(tmp_path):
-    reference = write_reference("p", CONFIG["targets"]["p"], tmp_path / "p.nc")
-    ds = step_time(CONFIG, {"p": reference}, repeats=1)
+    reference = write_reference("p", CONFIG["targets"]["p"], family_module("function"), tmp_path / "p.nc")
+    estimators = {name: estimator_class(name) for name in ("backprop", "backprop-norse", "forward")}
+    ds = step_time(step_time_runs(CONFIG), {"p": reference}, repeats=1, estimators=estimators)
     assert list(ds["estimator"].values) == ["bp", "rfg", "bp-norse"]
     assert ds["step_time"].dims == ("estimator", "model")
     assert np.all(ds["step_time"].values > 0)

@@ -26,7 +26,8 @@ def history(steps=10, status="completed", layers=("hidden0", "hidden1"), planned
 
 
 def prediction(errors, layers=("hidden0", "hidden1"), rates=(0.2, 0.1)):
-    return xr.Dataset({"rel_l2": ("sample", np.asarray(errors, float)),
+    return xr.Dataset({"u_pred": ("sample", np.zeros(len(errors))),
+                       "rel_l2": ("sample", np.asarray(errors, float)),
                        "spike_rate": ("layer", np.asarray(rates[:len(layers)], float)),
                        "spike_count": ("layer", 10 * np.asarray(rates[:len(layers)], float))},
                       coords={"layer": np.asarray(layers, dtype=str)})

@@ -17,6 +17,7 @@ from fwdsnn import io
 from fwdsnn.config import validate_config
 from fwdsnn.data import make_problem
 from fwdsnn.grad import mse
+from fwdsnn.registry import estimator_class
 from fwdsnn.train import resolve_device, run_training
 from fwdsnn.weights import load_model
 
@@ -36,8 +37,9 @@ def outputs(directory: Path) -> dict[str, Path]:
 
 def train(reference, directory, method="bp", seed=0, **train_overrides):
     settings = {**SETTINGS["train"], **train_overrides}
-    status = run_training(reference, SETTINGS["models"]["mlp"], SETTINGS["methods"][method], settings,
-                          seed=seed, device="cpu", outputs=outputs(directory))
+    method_cfg = SETTINGS["methods"][method]
+    status = run_training(reference, SETTINGS["models"]["mlp"], method_cfg, settings, seed=seed, device="cpu",
+                          outputs=outputs(directory), estimator=estimator_class(method_cfg["estimator"]))
     return status, {name: io.read_dataset(path) for name, path in outputs(directory).items()}
 
 
@@ -92,7 +94,7 @@ train(Path({reference!r}), Path({directory!r}), steps={steps})
 
 
 def test_killed_run_resumes_to_identical_results(parabola, tmp_path):
-    steps = 400  # long enough to be killed after its first checkpoint
+    steps = 200  # long enough to be killed after its first checkpoint (at step 10)
     _, uninterrupted = train(parabola, tmp_path / "whole", steps=steps)
     directory = tmp_path / "killed"
     script = RESUME_SCRIPT.format(tests=str(Path(__file__).parent), reference=str(parabola),
@@ -143,7 +145,7 @@ def messages(caplog) -> list[str]:
 
 def test_a_checkpoint_of_other_code_is_ignored(parabola, uninterrupted, tmp_path, monkeypatch, caplog):
     checkpoint = interrupted_run(parabola, tmp_path / "run", monkeypatch)
-    monkeypatch.setattr(fwdsnn.train, "training_code_fingerprint", lambda estimator: "edited-code")
+    monkeypatch.setattr(fwdsnn.train, "code_fingerprint", lambda *modules: "edited-code")
     with caplog.at_level("INFO", logger="fwdsnn.train"):
         _, restarted = train(parabola, tmp_path / "run")
     assert f"ignoring checkpoint {checkpoint}: it was made by other code; training from the start" \

@@ -3,32 +3,23 @@
 import numpy as np
 import pytest
 import yaml
-from snakemake.utils import update_config
 
 import nir
 
 from fwdsnn import io
-from fwdsnn.config import load_config_file, validate_config
+from fwdsnn.artifacts import SPLIT_TRAIN, split_mask
 from fwdsnn.hardware.format import read_fixed
-from fwdsnn.reference import read_reference, train_mask
-from conftest import DIVERGING_RUN, OVERLAY, planned_outputs, snakemake
+from fwdsnn.reference import read_reference
+from conftest import DIVERGING_RUN, OVERLAY, planned_outputs, quick_config, register_toy_entries, snakemake
 
 pytestmark = pytest.mark.e2e
-
-
-def quick_config(workdir):
-    """config.yaml with the study's overlays merged the way Snakemake merges them."""
-    merged = load_config_file(workdir / OVERLAY[1])
-    for overlay in OVERLAY[2:]:
-        update_config(merged, load_config_file(workdir / overlay))
-    return validate_config(merged)
 
 
 def test_every_target_has_reference_data_and_figure(quick_study):
     config = quick_config(quick_study)
     for name, target in config["targets"].items():
         ds = read_reference(quick_study / "data" / f"{name}.nc")
-        assert int(train_mask(ds).sum()) == target["n_train"]
+        assert int(split_mask(ds, SPLIT_TRAIN).sum()) == target["n_train"]
         assert ds.sizes["sample"] == target["n_train"] + target["n_test"]
         assert ds["u"].dtype == np.float32 and np.isfinite(ds["u"]).all()
         for key in io.PROVENANCE_KEYS:
@@ -216,61 +207,17 @@ def test_nothing_to_do_after_a_run(quick_study):
     assert planned_outputs(snakemake(quick_study, "-n", *OVERLAY)) == []
 
 
-def test_changing_one_target_reruns_only_its_data(quick_study, tmp_path):
-    overlay = tmp_path / "change.yaml"
-    overlay.write_text("targets:\n  heat: {n_train: 17}\n")
-    planned = planned_outputs(snakemake(quick_study, "-n", "reference_all", *OVERLAY, str(overlay)))
-    assert planned == ["data/heat.nc"]
-
-
-@pytest.mark.parametrize("module, families", [
-    ("poisson1d.py", {"poisson1d"}),  # one solver: its family only
-    ("grf.py", {"antiderivative", "poisson1d", "heat1d", "diffusion_reaction1d", "advection1d"}),
-])
-def test_editing_solver_code_reruns_only_the_families_using_it(quick_study, module, families):
-    source = quick_study / "fwdsnn" / "pdes" / module
-    original = source.read_text()
+def test_registering_a_family_and_an_estimator_reruns_nothing(quick_study):
+    registry = quick_study / "fwdsnn" / "registry.py"
+    original = registry.read_text()
+    added = []
     try:
-        source.write_text(original + "\n_AN_EDIT = 1\n")
-        planned = planned_outputs(snakemake(quick_study, "-n", "reference_all", *OVERLAY))
+        added = register_toy_entries(quick_study / "fwdsnn")
+        assert planned_outputs(snakemake(quick_study, "-n", *OVERLAY)) == []
     finally:
-        source.write_text(original)
-    targets = quick_config(quick_study)["targets"]
-    assert planned == sorted(f"data/{name}.nc" for name, t in targets.items() if t["family"] in families)
-
-
-def test_forcerun_reproduces_the_stage_bit_for_bit(quick_study, tmp_path):
-    before = {path.name: io.read_dataset(path) for path in (quick_study / "data").glob("*.nc")}
-    proc = snakemake(quick_study, "-c2", "reference_all", "--forcerun", "reference", *OVERLAY)
-    assert proc.returncode == 0
-    for name, old in before.items():
-        new = io.read_dataset(quick_study / "data" / name)
-        assert io.data_variables_equal(old, new), f"{name} changed on rerun"
-        assert new.attrs["created"] >= old.attrs["created"]
-
-
-def test_a_new_target_is_a_config_edit(quick_study, tmp_path):
-    overlay = tmp_path / "extra.yaml"
-    overlay.write_text(
-        "targets:\n"
-        "  wave_fn: {family: function, expression: 'sin(pi*x) + 0.5*x', domain: [[0, 2]],"
-        " n_train: 10, n_test: 5, seed: 3}\n"
-        "  burgers_nu05: {family: burgers1d, nu: 0.05, nx: 11, nt: 6, n_sensors: 16, n_modes: 4,"
-        " n_grid: 32, dt: 0.01, n_train: 3, n_test: 2}\n"
-        "experiments:\n"
-        "  - {target: burgers_nu05, model: seponet, methods: [bp]}\n")
-    try:
-        snakemake(quick_study, "-c2", "data/wave_fn.nc", "data/burgers_nu05.nc", *OVERLAY, str(overlay))
-        fn = read_reference(quick_study / "data" / "wave_fn.nc")
-        expected = np.sin(np.pi * fn["x"].values) + 0.5 * fn["x"].values
-        np.testing.assert_allclose(fn["u"].values, expected, rtol=1e-6, atol=1e-6)
-        assert ((fn["x"] >= 0) & (fn["x"] <= 2)).all()
-        burgers = read_reference(quick_study / "data" / "burgers_nu05.nc")
-        assert burgers["u"].dims == ("sample", "x", "t") and burgers.sizes["x"] == 11
-        assert yaml.safe_load(burgers.attrs["config_json"])["nu"] == 0.05
-    finally:
-        for name in ("wave_fn", "burgers_nu05"):
-            (quick_study / "data" / f"{name}.nc").unlink(missing_ok=True)
+        registry.write_text(original)
+        for path in added:
+            path.unlink()
 
 
 def test_report_contains_the_reference_figure(quick_study):

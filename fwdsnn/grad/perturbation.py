@@ -9,7 +9,8 @@ hidden layer's estimate is zero unless a spike happens to flip, and then it is h
 All perturbed parameter sets, and the unperturbed one whose loss is reported, are evaluated in
 one hand-written pass inside `torch.no_grad()` (`perturbed_outputs`):
 - time-major: every layer advances one step before the next step starts and only the current
-  LIF/LI states are kept (stepped in place, `SteppedInPlace`), so memory does not grow with T;
+  LIF/LI states are kept (stepped in place: `neuron.integrate_` / `spike_`), so memory does
+  not grow with T;
 - the sets are a leading batch dimension: a Linear is one batched matmul over them;
 - a set equals the unperturbed network until its first perturbed Linear, so it joins the batch
   there (`rows.JoinPlan`): in layer scope the layers before a block's own run once, unbatched.
@@ -18,39 +19,26 @@ loaded under `bare_spikes` to rounding (the tests check it).
 """
 
 import torch
+from norse.torch.functional.leaky_integrator import LIState
 from torch import Tensor, nn
 
 from fwdsnn.grad.base import Estimate, mse
 from fwdsnn.grad.directions import DirectionalEstimator
-from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows
-from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
-from fwdsnn.snn.stepping import SteppedInPlace
+from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows, run_subnets
+from fwdsnn.snn.models import SpikingModel
+from fwdsnn.snn.neuron import integrate_, rest_state, spike_, step_factors
 
 
 @torch.no_grad()
-def perturbed_outputs(model: nn.Module, inputs: tuple, offsets: Blocks) -> Tensor:
+def perturbed_outputs(model: SpikingModel, inputs: tuple, offsets: Blocks) -> Tensor:
     """Outputs (1 + N, *output.shape) through the bare spike: row 0 at θ, then row n at θ plus
     offset row n. `offsets` are blocks {parameter name: (n, *shape)}, rows stacked in order; a
     parameter a block does not name keeps its value in that block's rows."""
     rows = block_rows(model, offsets)
-    if isinstance(model, SpikingMLP):
-        return _mlp(model, "", inputs[0], offsets, rows)
-    if isinstance(model, SpikingDeepONet):
-        a, coords = inputs
-        b = _mlp(model.branch, "branch.", a, offsets, rows)
-        t = _mlp(model.trunk, "trunk.", coords, offsets, rows)
-        return b @ t.transpose(-1, -2) + _scalar_rows(model.b0, offsets, rows, "b0", 2)
-    if isinstance(model, SpikingSepONet):
-        a, axes = inputs
-        if len(axes) != len(model.trunks):
-            raise ValueError(f"{len(axes)} axes given, the model has {len(model.trunks)}")
-        grid = "ijklmnopq"[:len(axes)]
-        equation = "nfr," + ",".join(f"n{c}r" for c in grid) + "->nf" + grid
-        factors = [_mlp(trunk, f"trunks.{m}.", x, offsets, rows)
-                   for m, (trunk, x) in enumerate(zip(model.trunks, axes))]
-        return (torch.einsum(equation, _mlp(model.branch, "branch.", a, offsets, rows), *factors)
-                + _scalar_rows(model.b0, offsets, rows, "b0", 1 + len(axes)))
-    raise TypeError(f"no perturbation pass for {type(model).__name__}")
+    outputs = run_subnets(model, inputs, _Sets, offsets, rows)
+    scalars = {name: _scalar_rows(value, offsets, rows, name)
+               for name, value in model.scalars().items()}
+    return model.combine_rows(outputs, scalars)
 
 
 def perturbed_losses(model: nn.Module, inputs: tuple, target: Tensor, offsets: Blocks) -> Tensor:
@@ -71,12 +59,13 @@ def central_slopes(model: nn.Module, inputs: tuple, target: Tensor, directions: 
 
 
 class _Sets(JoinPlan):
-    """`JoinPlan` for parameter sets: live row j is state row 1 + j (row 0 is θ). Each Linear
+    """The parameter-set row algebra for `rows.interpret`: values are rows (1 + live, B, n),
+    live row j being state row 1 + j (row 0 is θ); neurons step in place. Each Linear
     is at most two batched matmuls into a buffer reused every step: the rows that have their
     own input (θ's weights, or per-row weights θ + offset where a live block names it), and
     the rows joining there, which take row 0's input with their own weights."""
 
-    def __init__(self, net: SpikingMLP, prefix: str, offsets: Blocks, rows: list[int]):
+    def __init__(self, net: nn.Module, prefix: str, offsets: Blocks, rows: list[int]):
         super().__init__(net, prefix, offsets, rows)
         self.own, self.joining = [], []
         for k, layer in enumerate(self.linears):
@@ -106,7 +95,36 @@ class _Sets(JoinPlan):
             torch.baddbmm(bias, h[0].expand(rows - own, *h.shape[1:]), weight, out=out[own:])
         return out
 
-    def gather(self, y: Tensor) -> Tensor:
+    def start(self, x: Tensor) -> Tensor:
+        self.like, self.batch = x, x.shape[0]
+        return x.unsqueeze(0)
+
+    tanh = staticmethod(torch.tanh)
+
+    def neuron(self, k: int, layer, width: int):
+        """In-place step of the neuron layer Linear k drives (LIF: spikes into a buffer)."""
+        p = layer.p
+        state = rest_state(LIState, self.like.new_zeros(1 + self.live[k], self.batch, width), p)
+        factors = step_factors(p, layer.dt, self.like)
+        scratch = torch.empty_like(state.i)
+        if k == len(self.linears) - 1:
+            return lambda current: integrate_(current, state, p, factors, scratch)
+        spikes = torch.empty_like(state.v)
+
+        def step(current: Tensor) -> Tensor:
+            integrate_(current, state, p, factors, scratch)
+            return spike_(state, p, factors, spikes, scratch)
+        return step
+
+    @staticmethod
+    def add(total: Tensor | None, v: Tensor) -> Tensor:
+        return v.clone() if total is None else total.add_(v)
+
+    @staticmethod
+    def divide(total: Tensor, n: int) -> Tensor:
+        return total / n
+
+    def finish(self, y: Tensor) -> Tensor:
         """Rows (1 + N, ...) in block order; rows of blocks absent from this network are θ's."""
         if self.positions is None:
             return y
@@ -129,49 +147,15 @@ def _weight_rows(layer: nn.Linear, n: int, terms: list, shift: int) -> tuple[Ten
     return bias, weight.transpose(1, 2)
 
 
-def _mlp(net: SpikingMLP, prefix: str, x: Tensor, offsets: Blocks, rows: list[int]) -> Tensor:
-    sets = _Sets(net, prefix, offsets, rows)
-    return sets.gather((_spiking_mlp if net.spiking else _tanh_mlp)(net, x, sets))
-
-
-def _tanh_mlp(net: SpikingMLP, x: Tensor, sets: _Sets) -> Tensor:
-    h = x.unsqueeze(0)
-    for k in range(len(net.linears)):
-        h = torch.tanh(sets.linear(k, h))
-    return sets.linear(len(net.linears), h)
-
-
-def _spiking_mlp(net: SpikingMLP, x: Tensor, sets: _Sets) -> Tensor:
-    """SpikingMLP.forward time-major: input current, LIF layers, readout, LI, decode."""
-    current = sets.linear(0, x.unsqueeze(0))  # the same current at every step
-    shape = (x.shape[0], net.readout.in_features)
-    lifs = [SteppedInPlace(lif, (1 + sets.live[k], *shape), x) for k, lif in enumerate(net.lifs)]
-    spikes = [torch.empty_like(lif.v) for lif in lifs]
-    readout = len(net.linears)
-    li = SteppedInPlace(net.li, (1 + sets.live[readout], x.shape[0], net.readout.out_features), x)
-    start = net.steps - (1 if net.decode == "last" else net.window)
-    total = None
-    for t in range(net.steps):
-        h = current
-        for k, (lif, z) in enumerate(zip(lifs, spikes)):
-            lif.integrate(sets.linear(k, h) if k else h)
-            h = lif.spike(z)
-        v = li.integrate(sets.linear(readout, h))
-        if t >= start:
-            total = v.clone() if total is None else total.add_(v)
-    return total if net.decode == "last" else total / net.window
-
-
-def _scalar_rows(parameter: Tensor, offsets: Blocks, rows: list[int], name: str,
-                 dims: int) -> Tensor:
-    """A scalar parameter per row (1 + N, 1, ..., 1): θ's, or θ + offset in blocks naming it."""
+def _scalar_rows(parameter: Tensor, offsets: Blocks, rows: list[int], name: str) -> Tensor:
+    """A scalar parameter per row (1 + N,): θ's, or θ + offset in blocks naming it."""
     values = parameter.expand(1 + sum(rows)).clone()
     start = 1
     for block, n in zip(offsets, rows):
         if name in block:
             values[start:start + n] = parameter + block[name]
         start += n
-    return values.view(-1, *[1] * dims)
+    return values
 
 
 class WeightPerturbation(DirectionalEstimator):

@@ -7,12 +7,17 @@ stacked after the previous block's. A block's rows equal the unperturbed pass (a
 zero, a parameter set's row is the primal) until the first Linear whose parameters it names,
 so they are computed only from there on: layer-wise blocks then skip the layers before their
 own, which is what makes layer scope cheap.
+
+`interpret` is the one time-major walk of a sub-network both passes share; each pass supplies
+only its row algebra (how a Linear makes rows, which neuron step of `fwdsnn.snn.neuron`).
 """
 
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from fwdsnn.snn.neuron import decode_window
 
 Blocks = Sequence[Mapping[str, Tensor]]
 
@@ -68,3 +73,51 @@ class JoinPlan:
         self.total = sum(rows)
         identity = positions == list(range(self.total))
         self.positions = None if identity else torch.tensor(positions, dtype=torch.long)
+
+
+def subnet_prefixes(model: nn.Module) -> dict[int, str]:
+    """Parameter-name prefix ('', 'branch.', 'trunks.0.') of every sub-module, by id."""
+    return {id(module): f"{path}." if path else "" for path, module in model.named_modules()}
+
+
+def run_subnets(model, inputs: tuple, algebra: type, blocks: Blocks, rows: list[int]) -> dict:
+    """Every sub-network of a protocol model (`fwdsnn.snn.models`) on its feed, interpreted
+    with one `algebra` plan per sub-network: {name: the algebra's finished output value}."""
+    nets = model.subnets()
+    feeds = model.subnet_inputs(nets, inputs)
+    prefixes = subnet_prefixes(model)
+    outputs = {}
+    for name, net in nets.items():
+        plan = algebra(net, prefixes[id(net)], blocks, rows)
+        outputs[name] = plan.finish(interpret(net, feeds[name], plan))
+    return outputs
+
+
+def interpret(net: nn.Module, x: Tensor, algebra):
+    """`SpikingMLP.forward` time-major over the algebra's values (primal + tangent rows, or
+    parameter-set rows): every layer advances one step before the next step starts and only
+    the current neuron states and the decode sum are kept, so memory does not grow with T.
+
+    The algebra supplies `start(x)`, `linear(k, value)` (Linear k; the readout is the last),
+    `tanh(value)` (the ANN twin), `neuron(k, layer, width)` (a step function for the neuron
+    layer Linear k drives, at rest), `add(total, v)` (None total: the first) and
+    `divide(total, n)`."""
+    readout = len(net.linears)
+    if not net.spiking:
+        h = algebra.start(x)
+        for k in range(readout):
+            h = algebra.tanh(algebra.linear(k, h))
+        return algebra.linear(readout, h)
+    current = algebra.linear(0, algebra.start(x))  # the same current at every step
+    widths = [linear.out_features for linear in (*net.linears, net.readout)]
+    neurons = [algebra.neuron(k, layer, widths[k]) for k, layer in enumerate([*net.lifs, net.li])]
+    start, count = decode_window(net.steps, net.decode, net.window)
+    total = None
+    for t in range(net.steps):
+        h = current
+        for k in range(readout):
+            h = neurons[k](algebra.linear(k, h) if k else h)
+        v = neurons[readout](algebra.linear(readout, h))
+        if t >= start:
+            total = algebra.add(total, v)
+    return algebra.divide(total, count) if count > 1 else total

@@ -4,16 +4,18 @@ This is the production path of the forward-gradient estimator. `torch.func.jvp` 
 numbers (the tests check it) but dispatches every op through autograd's forward mode and
 Norse's layer-by-layer loop holds the whole (T, ...) spike train of each layer. Here, inside
 `torch.no_grad()`:
-- time-major: every layer advances one step before the next step starts, and only the current
-  LIF/LI states and the decode accumulator are kept, so memory does not grow with T;
+- time-major (`rows.interpret`): every layer advances one step before the next step starts,
+  and only the current LIF/LI states and the decode sum are kept, so memory does not grow
+  with T;
 - the N tangents are a leading batch dimension, so one kernel serves all of them;
 - the spike's tangent is `surrogate.derivative(u) * du` with ONE derivative per spike call
   shared by all N tangents (for Stein: the jvp of the network with that noise held fixed);
 - tangent rows join where their first perturbed Linear is (see `rows.JoinPlan`): layers before it run
   primal-only for them (a layer with no live rows draws no surrogate derivative either),
   which is what makes layer-wise directions cheap.
-The primal mirrors the models' arithmetic op for op (`lif_step`, Norse's LI step, the decode),
-so it equals `model(*inputs)` to rounding.
+The primal is the models' arithmetic op for op (`fwdsnn.snn.neuron`'s steps and decode),
+so it equals `model(*inputs)` to rounding; the sub-networks' outputs meet in the model's own
+`combine` and `combine_tangent`.
 
 Stein noise is drawn time-major (layer after layer within a step), where the model draws layer
 by layer over all steps: with one generator shared by all LIF layers the two passes use
@@ -28,28 +30,26 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from fwdsnn.grad.base import mse
-from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows
-from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
-from fwdsnn.snn.spike import heaviside
+from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows, run_subnets
+from fwdsnn.snn.models import SpikingModel
+from fwdsnn.snn.neuron import li_tangent_step, lif_tangent_step, step_factors, tangent_rest
 
 
 @torch.no_grad()
-def propagate(model: nn.Module, inputs: tuple, tangents: Mapping[str, Tensor] | Blocks
+def propagate(model: SpikingModel, inputs: tuple, tangents: Mapping[str, Tensor] | Blocks
               ) -> tuple[Tensor, Tensor]:
     """(model(*inputs), its tangents (N, *output.shape)) for tangents of the parameters."""
     blocks = [tangents] if isinstance(tangents, Mapping) else list(tangents)
     rows = block_rows(model, blocks)
-    if isinstance(model, SpikingMLP):
-        output, tangent = _mlp(model, "", inputs[0], blocks, rows)
-    elif isinstance(model, SpikingDeepONet):
-        output, tangent = _deeponet(model, *inputs, blocks, rows)
-    elif isinstance(model, SpikingSepONet):
-        output, tangent = _seponet(model, *inputs, blocks, rows)
-    else:
-        raise TypeError(f"no forward-mode propagation for {type(model).__name__}")
+    pairs = run_subnets(model, inputs, _Plan, blocks, rows)
+    outputs = {name: y for name, (y, _) in pairs.items()}
+    scalars = model.scalars()
+    output = model.combine(outputs, scalars)
+    tangent = model.combine_tangent(outputs, {name: dy for name, (_, dy) in pairs.items()},
+                                    {name: _scalar(blocks, rows, name) for name in scalars})
     if tangent is None:
         tangent = output.new_zeros(sum(rows), *output.shape)
     return output, tangent
@@ -64,11 +64,13 @@ def mse_tangent(prediction: Tensor, tangents: Tensor, target: Tensor) -> tuple[T
 
 
 class _Plan(JoinPlan):
-    """`JoinPlan` for tangents: rows live before Linear k get W dx, joining rows start from
-    dW x + db alone; rows of blocks absent from this network are zero."""
+    """The tangent row algebra for `rows.interpret`: values are (primal, live tangent rows or
+    None). Rows live before Linear k get W dx, joining rows start from dW x + db alone; rows
+    of blocks absent from this network are zero."""
 
-    def linear(self, k: int, x: Tensor, dx: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def linear(self, k: int, value: tuple) -> tuple[Tensor, Tensor | None]:
         """Linear k as nn.Linear computes it, and the tangent rows live after it."""
+        x, dx = value
         layer = self.linears[k]
         y = F.linear(x, layer.weight, layer.bias)
         if not self.live[k]:
@@ -82,12 +84,50 @@ class _Plan(JoinPlan):
                 dy[span] += _direct(x, w, b)
         return y, dy
 
-    def scatter(self, tangent: Tensor | None) -> Tensor | None:
+    def start(self, x: Tensor) -> tuple[Tensor, None]:
+        self.like = x
+        return x, None
+
+    @staticmethod
+    def tanh(value: tuple) -> tuple[Tensor, Tensor | None]:
+        h = torch.tanh(value[0])
+        return h, None if value[1] is None else value[1] * (1.0 - h * h)
+
+    def neuron(self, k: int, layer, width: int):
+        """Tangent step of the neuron layer Linear k drives (LIF: spike tangents)."""
+        p, readout = layer.p, k == len(self.linears) - 1
+        if not readout and layer.surrogate is None:
+            raise ValueError("forward-mode tangents need a spike surrogate; the LIF layers have "
+                             "none (inside bare_spikes?)")
+        state = tangent_rest(self.like.new_zeros(*self.like.shape[:-1], width), p, self.live[k])
+        factors = step_factors(p, layer.dt, self.like)
+
+        def step(value: tuple) -> tuple[Tensor, Tensor | None]:
+            nonlocal state
+            if readout:
+                out, state = li_tangent_step(*value, state, p, factors)
+            else:
+                out, state = lif_tangent_step(*value, state, p, factors, layer.surrogate)
+            return out
+        return step
+
+    @staticmethod
+    def add(total: tuple | None, value: tuple) -> tuple:
+        if total is None:
+            return value
+        return total[0] + value[0], None if value[1] is None else total[1] + value[1]
+
+    @staticmethod
+    def divide(total: tuple, n: int) -> tuple:
+        return total[0] / n, None if total[1] is None else total[1] / n
+
+    def finish(self, value: tuple) -> tuple[Tensor, Tensor | None]:
         """Live rows back to their places among all N rows (zeros for blocks not here)."""
+        y, tangent = value
         if tangent is None or self.positions is None:
-            return tangent
+            return y, tangent
         full = tangent.new_zeros(self.total, *tangent.shape[1:])
-        return full.index_copy_(0, self.positions.to(tangent.device), tangent)
+        return y, full.index_copy_(0, self.positions.to(tangent.device), tangent)
 
 
 def _direct(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
@@ -101,150 +141,10 @@ def _direct(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
-def _mlp(net: SpikingMLP, prefix: str, x: Tensor, blocks: Blocks, rows: list[int]
-         ) -> tuple[Tensor, Tensor | None]:
-    plan = _Plan(net, prefix, blocks, rows)
-    y, dy = (_spiking_mlp if net.spiking else _tanh_mlp)(net, x, plan)
-    return y, plan.scatter(dy)
-
-
-def _tanh_mlp(net: SpikingMLP, x: Tensor, plan: _Plan) -> tuple[Tensor, Tensor | None]:
-    h, dh = x, None
-    for k in range(len(net.linears)):
-        h, dh = plan.linear(k, h, dh)
-        h = torch.tanh(h)
-        if dh is not None:
-            dh = dh * (1.0 - h * h)
-    return plan.linear(len(net.linears), h, dh)
-
-
-def _spiking_mlp(net: SpikingMLP, x: Tensor, plan: _Plan) -> tuple[Tensor, Tensor | None]:
-    """SpikingMLP.forward time-major: input current, LIF layers, readout, LI, decode."""
-    for lif in net.lifs:
-        if lif.surrogate is None:
-            raise ValueError("forward-mode tangents need a spike surrogate; the LIF layers have "
-                             "none (inside bare_spikes?)")
-    current, dcurrent = plan.linear(0, x, None)  # the same current at every step
-    neurons = [_Neuron(lif, current, plan.live[k]) for k, lif in enumerate(net.lifs)]
-    readout = len(net.linears)
-    li = _Neuron(net.li, current.new_zeros(*current.shape[:-1], net.readout.out_features),
-                 plan.live[readout])
-    start = net.steps - (1 if net.decode == "last" else net.window)
-    total = dtotal = None
-    for t in range(net.steps):
-        h, dh = current, dcurrent
-        for k, neuron in enumerate(neurons):
-            if k:
-                h, dh = plan.linear(k, h, dh)
-            h, dh = neuron.lif_step(h, dh)
-        h, dh = plan.linear(readout, h, dh)
-        v, dv = li.li_step(h, dh)
-        if t >= start:
-            total = v if total is None else total + v
-            dtotal = dv if dtotal is None else dtotal + dv
-    if net.decode == "last":
-        return total, dtotal
-    return total / net.window, None if dtotal is None else dtotal / net.window
-
-
-class _Neuron:
-    """The state (v, i) of one LIF or LI layer and its live tangent rows (dv, di).
-
-    Primal steps are Norse's (`lif_step` / `li_feed_forward_step`) op for op, with the constant
-    factors dt * tau^-1 computed once (the same 0-d products the step would form)."""
-
-    def __init__(self, layer, like: Tensor, live: int):
-        p, dt = layer.p, layer.dt
-        zeros = torch.zeros_like(like)
-        self.v, self.i = zeros + p.v_leak, zeros  # `_AtRest.initial_state`
-        self.p, self.surrogate = p, getattr(layer, "surrogate", None)
-        self.alpha_mem = dt * p.tau_mem_inv
-        self.lerp_weight = float(self.alpha_mem)
-        self.minus_alpha_syn = -dt * p.tau_syn_inv
-        self.keep_syn = 1.0 + self.minus_alpha_syn
-        self.dv = self.di = None
-        if live:
-            self.dv = like.new_zeros(live, *like.shape)
-            self.di = like.new_zeros(live, *like.shape)
-
-    def _integrate(self, current: Tensor, dcurrent: Tensor | None) -> Tensor:
-        """Synaptic jump and the voltage/current Euler update (common to LIF and LI)."""
-        p = self.p
-        i_new = self.i + current
-        v_decayed = self.v + self.alpha_mem * ((p.v_leak - self.v) + i_new)
-        self.i = i_new + self.minus_alpha_syn * i_new
-        self.v = v_decayed
-        if self.dv is not None:
-            di_new = self.di + dcurrent
-            self.dv = torch.lerp(self.dv, di_new, self.lerp_weight)
-            self.di = di_new * self.keep_syn
-        return v_decayed
-
-    def li_step(self, current: Tensor, dcurrent: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """Norse's `li_feed_forward_step`: the readout voltage and its tangents."""
-        return self._integrate(current, dcurrent), self.dv
-
-    def lif_step(self, current: Tensor, dcurrent: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """`lif_step`: spikes and their tangents D(u) * dv, then the reset."""
-        p = self.p
-        v_decayed = self._integrate(current, dcurrent)
-        u = v_decayed - p.v_th
-        z = heaviside(u)
-        not_z = 1 - z
-        self.v = not_z * v_decayed + z * p.v_reset
-        if self.dv is None:
-            return z, None
-        derivative = self.surrogate.derivative(u)  # one draw, shared by all tangent rows
-        dz = derivative * self.dv
-        # v = (1 - z) v_decayed + z v_reset  =>  dv = (1 - z) dv_decayed + dz (v_reset - v_decayed)
-        self.dv = self.dv * (not_z + derivative * (p.v_reset - v_decayed))
-        return z, dz
-
-
-def _deeponet(model: SpikingDeepONet, a: Tensor, coords: Tensor, blocks: Blocks,
-              rows: list[int]) -> tuple[Tensor, Tensor | None]:
-    b, db = _mlp(model.branch, "branch.", a, blocks, rows)
-    t, dt = _mlp(model.trunk, "trunk.", coords, blocks, rows)
-    terms = [] if db is None else [db @ t.T]
-    terms += [] if dt is None else [b @ dt.transpose(-1, -2)]
-    output = b @ t.T + model.b0
-    return output, _sum(output, terms, _bias(blocks, rows, "b0"))
-
-
-def _seponet(model: SpikingSepONet, a: Tensor, axes: list[Tensor], blocks: Blocks,
-             rows: list[int]) -> tuple[Tensor, Tensor | None]:
-    if len(axes) != len(model.trunks):
-        raise ValueError(f"{len(axes)} axes given, the model has {len(model.trunks)}")
-    grid = "ijklmnopq"[:len(axes)]
-    subscripts = ["fr"] + [f"{c}r" for c in grid]
-    outs = [_mlp(model.branch, "branch.", a, blocks, rows)]
-    outs += [_mlp(trunk, f"trunks.{m}.", x, blocks, rows)
-             for m, (trunk, x) in enumerate(zip(model.trunks, axes))]
-    factors = [y for y, _ in outs]
-    output = torch.einsum(",".join(subscripts) + "->f" + grid, *factors) + model.b0
-    terms = []  # product rule: one factor's tangent at a time
-    for m, (_, tangent) in enumerate(outs):
-        if tangent is not None:
-            subs = [("n" + s if j == m else s) for j, s in enumerate(subscripts)]
-            operands = [tangent if j == m else y for j, y in enumerate(factors)]
-            terms.append(torch.einsum(",".join(subs) + "->nf" + grid, *operands))
-    return output, _sum(output, terms, _bias(blocks, rows, "b0"))
-
-
-def _bias(blocks: Blocks, rows: list[int], name: str) -> Tensor | None:
+def _scalar(blocks: Blocks, rows: list[int], name: str) -> Tensor | None:
     """A scalar parameter's tangent over all N rows (zeros in blocks without it), or None."""
     present = [block[name] for block in blocks if name in block]
     if not present:
         return None
     like = present[0]
     return torch.cat([block.get(name, like.new_zeros(n)) for block, n in zip(blocks, rows)])
-
-
-def _sum(output: Tensor, terms: list[Tensor], scalar: Tensor | None) -> Tensor | None:
-    """Output tangents (N, *output.shape): the terms plus a scalar parameter's tangent (N,)."""
-    if scalar is not None:
-        terms = terms + [scalar.reshape(-1, *[1] * output.ndim).expand(-1, *output.shape)]
-    total = None
-    for term in terms:
-        total = term if total is None else total + term
-    return total

@@ -64,20 +64,20 @@ Choices, per layer:
 
 The readout is the same integer neuron with spiking = 0 (Norse's LI with the same constants);
 its voltage, averaged over the decode window and times its state scale, is the sub-network's
-float output. The model's combination (DeepONet: branch . trunk + b0; SepONet: the outer
-product sum + b0) and the output affine are applied in float.
+float output. The model kind's `combine` (DeepONet: branch . trunk + b0; SepONet: the outer
+product sum + b0) and the output affine are applied in float; the format stores the kind and
+b0, and the sub-networks under the names the kind gives them.
 """
 
 import logging
 import math
 
 import numpy as np
-import torch
 
-from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STATE_BITS,
-                                    THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet,
+from fwdsnn.artifacts import LAVA_MAX_WEIGHT_BITS
+from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, STATE_BITS, THRESHOLD_BITS, V_LIMIT, VTH_SHIFT, WEIGHT_BITS, HardwareNet,
                                     Layer, write_fixed)
-from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
+from fwdsnn.snn.models import SpikingMLP, SpikingModel, layer_name
 from fwdsnn.hardware.trained import load_trained
 
 log = logging.getLogger(__name__)
@@ -186,37 +186,35 @@ def convert_mlp(mlp: SpikingMLP, prefix: str, bits: int, input_bits: int, input_
         return (linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy())
 
     top = 2 ** (input_bits - 1) - 1
-    layers = [convert_layer(f"{prefix}hidden0", *arrays(mlp.linears[0]), mlp.lifs[0].p, mlp.lifs[0].dt,
-                            bits, input_range / top, top, graded=True, spiking=True)]
+    first = mlp.lifs[0]
+    layers = [convert_layer(layer_name(prefix, "hidden0"), *arrays(mlp.linears[0]), first.p,
+                            first.dt, bits, input_range / top, top, graded=True, spiking=True)]
     for k, (linear, lif) in enumerate(zip(mlp.linears[1:], mlp.lifs[1:]), start=1):
-        layers.append(convert_layer(f"{prefix}hidden{k}", *arrays(linear), lif.p, lif.dt, bits,
-                                    1.0, 1, graded=False, spiking=True))
-    layers.append(convert_layer(f"{prefix}readout", *arrays(mlp.readout), mlp.li.p, mlp.li.dt, bits,
-                                1.0, 1, graded=False, spiking=False))
+        layers.append(convert_layer(layer_name(prefix, f"hidden{k}"), *arrays(linear), lif.p,
+                                    lif.dt, bits, 1.0, 1, graded=False, spiking=True))
+    layers.append(convert_layer(layer_name(prefix, "readout"), *arrays(mlp.readout), mlp.li.p,
+                                mlp.li.dt, bits, 1.0, 1, graded=False, spiking=False))
     return layers
 
 
-def convert(model: torch.nn.Module, output, bits: int, input_bits: int = INPUT_BITS,
+def convert(model: SpikingModel, output, bits: int, input_bits: int = INPUT_BITS,
             synaptic_delay: int = 0) -> HardwareNet:
-    """A trained spiking model (SpikingMLP / SpikingDeepONet / SpikingSepONet) and its output
-    affine as a HardwareNet with `bits`-bit weights."""
+    """A trained spiking model and its output affine as a HardwareNet with `bits`-bit weights.
+    The model's own parameters may be a b0 only (the format's one float of the combination)."""
     if bits not in WEIGHT_BITS:
         raise ValueError(f"weight bits {bits} not supported (one of {WEIGHT_BITS})")
-    if isinstance(model, SpikingMLP):
-        kind, b0, subnets = "spiking_mlp", 0.0, {"": (model, COORDINATE_RANGE)}
-        mlp = model
-    elif isinstance(model, (SpikingDeepONet, SpikingSepONet)):
-        kind = "spiking_deeponet" if isinstance(model, SpikingDeepONet) else "spiking_seponet"
-        b0, mlp = float(model.b0.detach()), model.branch
-        subnets = {name: (net, SENSOR_RANGE if name == "branch" else COORDINATE_RANGE)
-                   for name, net in model._subnets().items()}
-    else:
-        raise TypeError(f"no hardware conversion for {type(model).__name__}")
+    scalars = model.scalars()
+    if set(scalars) - {"b0"}:
+        raise ValueError(f"the hardware format holds a b0 only, not {sorted(set(scalars) - {'b0'})}")
+    subnets = model.subnets()
+    mlp = next(iter(subnets.values()))
     if not mlp.spiking:
         raise ValueError("only spiking models convert to the hardware format (this is the ANN)")
-    chains = {name: convert_mlp(net, f"{name}." if name else "", bits, input_bits, rng)
-              for name, (net, rng) in subnets.items()}
-    return HardwareNet(kind=kind, subnets=chains, dt=mlp.lifs[0].dt, steps=mlp.steps,
+    chains = {name: convert_mlp(net, name, bits, input_bits,
+                                SENSOR_RANGE if model.feed(name).sensors else COORDINATE_RANGE)
+              for name, net in subnets.items()}
+    b0 = float(scalars["b0"].detach()) if "b0" in scalars else 0.0
+    return HardwareNet(kind=model.kind, subnets=chains, dt=mlp.lifs[0].dt, steps=mlp.steps,
                        input_bits=input_bits, decode=mlp.decode, window=mlp.window,
                        output_offset=output.offset, output_scale=output.scale, b0=b0,
                        synaptic_delay=synaptic_delay)

@@ -14,7 +14,8 @@ Semantics (all arithmetic in int64; t = 0, 1, ... is the step):
   ``u = wrap(trunc0(u * (4096 - (du + 1))) + (a << 6))`` (Lava's conditional +-2^24 wrap),
   ``v = clip(trunc0(v * (4096 - dv)) + u + (bias_mant << bias_exp), -(2^23 - 1), 2^23 - 1)``,
   ``s = v > vth << 6``, ``v = 0`` where s; the readout (spiking = 0) skips the last two.
-Checked bit for bit against Lava's own traces (tests/data/lava_golden.nc).
+Checked bit for bit against Lava's own traces (tests/data/lava_golden.nc). The sub-networks'
+decoded floats are combined by the model kind's own `combine` (fwdsnn.snn.models), in float.
 """
 
 import logging
@@ -24,13 +25,16 @@ import torch
 import xarray as xr
 
 from fwdsnn import io
-from fwdsnn.data import make_problem
-from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, LAVA_MAX_WEIGHT_BITS, STAGE, STATE_BITS,
-                                    V_LIMIT, VTH_SHIFT, HardwareNet, Layer, read_fixed)
+from fwdsnn.artifacts import EMULATED, LAVA_MAX_WEIGHT_BITS, REFERENCE
+from fwdsnn.data import make_problem, test_errors
+from fwdsnn.hardware.format import (ACT_SHIFT, DECAY_BITS, STATE_BITS, V_LIMIT, VTH_SHIFT, HardwareNet,
+                                    Layer, read_fixed)
 from fwdsnn.hardware.trained import load_trained
+from fwdsnn.predictions import prediction_dataset
+from fwdsnn.snn.models import model_class
+from fwdsnn.snn.neuron import decode_window
 from fwdsnn.snn.record import record_spikes
 from fwdsnn.status import COMPLETED
-from fwdsnn.train import prediction_dataset
 
 log = logging.getLogger(__name__)
 U_MAX = 2 ** (STATE_BITS - 1)
@@ -135,8 +139,8 @@ def run_subnet(net: HardwareNet, layers: list[Layer], x: np.ndarray, delay: int
     """Normalised float input (B, n_in), sent every step -> decoded readout (B, n_out), traces."""
     message = quantise_input(x, layers[0], net.input_bits)
     traces = run_layers(layers, np.broadcast_to(message, (net.steps, *message.shape)), delay)
-    v = traces[-1]["v"]
-    decoded = v[-1] if net.decode == "last" else v[-net.window:].mean(axis=0)
+    start, _ = decode_window(net.steps, net.decode, net.window)
+    decoded = traces[-1]["v"][start:].mean(axis=0)  # the float network's decode, on integers
     return decoded * layers[-1].state_scale, traces
 
 
@@ -145,24 +149,15 @@ def emulate(net: HardwareNet, inputs: tuple, delay: int | None = None
     """The model's output (normalised units) for its usual inputs (see Problem.model_inputs),
     and the spike trains (steps, batch, n) of every LIF layer by name."""
     delay = net.synaptic_delay if delay is None else delay
-    if net.kind == "spiking_mlp":
-        feeds = {"": inputs[0]}
-    elif net.kind == "spiking_deeponet":
-        feeds = {"branch": inputs[0], "trunk": inputs[1]}
-    else:
-        feeds = {"branch": inputs[0], **{f"trunk{i}": x for i, x in enumerate(inputs[1])}}
+    kind = model_class(net.kind)
+    feeds = kind.subnet_inputs(net.subnets, inputs)
     outputs, spikes = {}, {}
     for key, layers in net.subnets.items():
-        outputs[key], traces = run_subnet(net, layers, np.asarray(feeds[key]), delay)
+        decoded, traces = run_subnet(net, layers, np.asarray(feeds[key]), delay)
+        outputs[key] = torch.from_numpy(decoded)
         spikes.update({layer.name: trace["s"] for layer, trace in zip(layers, traces) if layer.spiking})
-    if net.kind == "spiking_mlp":
-        return outputs[""], spikes
-    if net.kind == "spiking_deeponet":
-        return outputs["branch"] @ outputs["trunk"].T + net.b0, spikes
-    trunks = [outputs[f"trunk{i}"] for i in range(len(feeds) - 1)]
-    grid = "ijklmnopq"[:len(trunks)]
-    equation = "fr," + ",".join(f"{c}r" for c in grid) + "->f" + grid
-    return np.einsum(equation, outputs["branch"], *trunks) + net.b0, spikes
+    b0 = torch.tensor(net.b0, dtype=torch.float64)
+    return kind.combine(outputs, {"b0": b0}).numpy(), spikes
 
 
 def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | None = None) -> None:
@@ -171,7 +166,7 @@ def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | Non
     spike rates/counts per layer (laid out like the float network's prediction.nc), and per
     layer the share of (neuron, step) pairs whose spike equals the float network's. The
     reference is read and the float network run once for all widths."""
-    reference = io.read_dataset(reference_path, stage="reference", variables=("u", "split"))
+    reference = io.read_artifact(reference_path, REFERENCE)
     nets = [read_fixed(fixed_path) for fixed_path, _ in pairs]
     delays = [net.synaptic_delay if delay is None else delay for net in nets]
     model = load_trained(model_path)[0].double()  # no dropout or batch norm: train mode changes nothing
@@ -196,8 +191,8 @@ def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | Non
         log.info("emulated %d/%d test samples at %d widths", index[-1] + 1, n, len(nets))
     for (fixed_path, out_path), net, d, acc in zip(pairs, nets, delays, sums):
         prediction = np.concatenate(acc["outputs"]) * net.output_scale + net.output_offset
-        ds = prediction_dataset(problem, reference, prediction.reshape(n, *problem.grid_shape),
-                                acc["rate"], acc["count"])
+        prediction = prediction.reshape(n, *problem.grid_shape)
+        ds = prediction_dataset(reference, prediction, test_errors(problem, prediction), acc["rate"], acc["count"])
         layers = list(ds["layer"].values)
         agreement = np.array([acc["agreement"][name] for name in layers])
         neurons = {layer.name: layer.weight.shape[0] for layer in net.layers}
@@ -205,7 +200,7 @@ def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | Non
             "long_name": "share of (neuron, step) pairs spiking as in the float network", "units": "1"})
         ds.attrs.update(status=COMPLETED, synaptic_delay=d, weight_bits=max(l.weight_bits for l in net.layers),
                         spike_agreement_all=float(np.average(agreement, weights=[neurons[k] for k in layers])))
-        io.write_dataset(ds, out_path, stage=STAGE, config={"synaptic_delay": d},
+        io.write_dataset(ds, out_path, stage=EMULATED.stage, config={"synaptic_delay": d},
                          inputs=[model_path, fixed_path, reference_path])
         log.info("%s: rel-L2 mean %.4f, spikes as in the float network %.4f", out_path,
                  float(np.mean(ds["rel_l2"])), ds.attrs["spike_agreement_all"])
@@ -217,5 +212,5 @@ def write_placeholder(path, status: str, bits: int, inputs=()) -> None:
     ds = xr.Dataset({"rel_l2": ((), np.nan, {"long_name": f"relative L2 error of the prediction "
                                              f"(NaN: training {status})", "units": "1"})})
     ds.attrs.update(status=status, weight_bits=bits, spike_agreement_all=np.nan)
-    io.write_dataset(ds, path, stage=STAGE, config={"weight_bits": bits, "status": status},
+    io.write_dataset(ds, path, stage=EMULATED.stage, config={"weight_bits": bits, "status": status},
                      inputs=inputs)

@@ -30,48 +30,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import torch
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.artifacts import ENERGY, MODEL, PREDICTION
 from fwdsnn.hardware.trained import load_trained
-from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
+from fwdsnn.snn.models import SpikingModel, layer_name
 from fwdsnn.status import COMPLETED
 
-STAGE = "energy"
 PJ_PER_SOP = 0.9
 PJ_PER_MAC = 4.6
 SOURCE = "Horowitz, ISSCC 2014, 45 nm: 32-bit float add 0.9 pJ, multiply-accumulate 4.6 pJ"
 PER = ("inference", "output_point")
 
 
-def evaluations(model: torch.nn.Module, grid_shape: tuple[int, ...]) -> dict[str, tuple[SpikingMLP, int]]:
-    """Each sub-network, under the prefix its spike counts carry, with its evaluations per inference."""
-    if isinstance(model, SpikingMLP):
-        return {"": (model, 1)}
-    if isinstance(model, SpikingDeepONet):
-        return {"branch": (model.branch, 1), "trunk": (model.trunk, math.prod(grid_shape))}
-    if isinstance(model, SpikingSepONet):
-        return {"branch": (model.branch, 1),
-                **{f"trunk{i}": (t, n) for i, (t, n) in enumerate(zip(model.trunks, grid_shape))}}
-    raise TypeError(f"no operation count for {type(model).__name__}")
-
-
-def combination_macs(model: torch.nn.Module, grid_shape: tuple[int, ...]) -> int:
-    """MACs that combine the sub-network outputs into u on the grid (0 for the MLP)."""
-    if isinstance(model, SpikingDeepONet):
-        return model.branch.readout.out_features * math.prod(grid_shape)
-    if isinstance(model, SpikingSepONet):
-        rank = model.branch.readout.out_features
-        return rank * sum(math.prod(grid_shape[:j + 1]) for j in range(len(grid_shape)))
-    return 0
-
-
-def _name(*parts: str) -> str:
-    return ".".join(p for p in parts if p)
-
-
-def operation_counts(model: torch.nn.Module, spike_counts: Mapping[str, float],
+def operation_counts(model: SpikingModel, spike_counts: Mapping[str, float],
                      grid_shape: tuple[int, ...], pj_per_sop: float = PJ_PER_SOP,
                      pj_per_mac: float = PJ_PER_MAC) -> xr.Dataset:
     """SOPs, MACs, neuron updates and energy per inference (module doc) as a Dataset.
@@ -80,12 +53,14 @@ def operation_counts(model: torch.nn.Module, spike_counts: Mapping[str, float],
     ("hidden0", or "branch.hidden0", "trunk1.hidden0" ...); grid_shape: the output grid of
     one function, () for spiking_mlp."""
     rows = []
-    for prefix, (net, n_eval) in evaluations(model, grid_shape).items():
+    evaluations = model.evaluations(grid_shape)
+    for prefix, net in model.subnets().items():
+        n_eval = evaluations[prefix]
         for k, linear in enumerate([*net.linears, net.readout]):
             fan_in, fan_out = linear.in_features, linear.out_features
-            spikes = spike_counts[_name(prefix, f"hidden{k - 1}")] if k else np.nan
+            spikes = spike_counts[layer_name(prefix, f"hidden{k - 1}")] if k else np.nan
             rows.append({
-                "linear": _name(prefix, f"linears.{k}" if k < len(net.linears) else "readout"),
+                "linear": layer_name(prefix, f"linears.{k}" if k < len(net.linears) else "readout"),
                 "fan_in": fan_in, "fan_out": fan_out, "evaluations": n_eval,
                 "input_spikes": spikes,
                 "sop": n_eval * spikes * fan_out if k else 0.0,
@@ -93,7 +68,7 @@ def operation_counts(model: torch.nn.Module, spike_counts: Mapping[str, float],
                 "mac_ann": n_eval * fan_in * fan_out,
                 "neuron_updates": n_eval * fan_out * net.steps})
     table = {key: np.array([row[key] for row in rows]) for key in rows[0]}
-    combination = combination_macs(model, grid_shape)
+    combination = model.combination_macs(grid_shape)
     points = math.prod(grid_shape)
     sop = table["sop"].sum()
     mac_snn = table["mac_snn"].sum() + combination
@@ -143,7 +118,7 @@ def energy_run(model_path, prediction_path, out_path,
                pj_per_sop: float = PJ_PER_SOP, pj_per_mac: float = PJ_PER_MAC) -> Path:
     """The stage: model.nc + prediction.nc (spike counts per layer) -> energy.nc."""
     model, _, _ = load_trained(model_path)
-    prediction = io.read_dataset(prediction_path, stage="train", variables=("u_pred", "spike_count"))
+    prediction = io.read_artifact(prediction_path, PREDICTION)
     if not model.neurons:
         raise ValueError(f"{model_path}: not a spiking network (the ANN twin's MACs are in "
                          "every spiking run's energy.nc)")
@@ -151,7 +126,7 @@ def energy_run(model_path, prediction_path, out_path,
     ds = operation_counts(model, counts, prediction["u_pred"].shape[1:], pj_per_sop, pj_per_mac)
     config = {"pj_per_sop": pj_per_sop, "pj_per_mac": pj_per_mac,
               "run": json.loads(prediction.attrs.get("config_json", "{}"))}
-    return io.write_dataset(ds, out_path, stage=STAGE, config=config,
+    return io.write_dataset(ds, out_path, stage=ENERGY.stage, config=config,
                             seed=int(prediction.attrs.get("seed", -1)),
                             inputs=[model_path, prediction_path])
 
@@ -170,6 +145,6 @@ def write_placeholder(model_path, out_path, status: str) -> Path:
                     coords={"per": ("per", np.array(PER), {"long_name": "counted per inference or per "
                                                            "output point", "units": "1"})})
     ds.attrs["status"] = status
-    source = io.read_dataset(model_path, stage="train")
-    return io.write_dataset(ds, out_path, stage=STAGE, config={"status": status},
+    source = io.read_dataset(model_path, stage=MODEL.stage)
+    return io.write_dataset(ds, out_path, stage=ENERGY.stage, config={"status": status},
                             seed=int(source.attrs.get("seed", -1)), inputs=[model_path])

@@ -37,9 +37,9 @@ import numpy as np
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.artifacts import FIXED, LAVA_MAX_WEIGHT_BITS
 from fwdsnn.status import COMPLETED
 
-STAGE = "hardware"
 FORMAT_VERSION = 2  # 2: the fine Dense
 STATE_BITS = 24
 DECAY_BITS = 12
@@ -48,8 +48,6 @@ ACT_SHIFT = 6          # the Dense output enters u as a << 6
 VTH_SHIFT = 6          # the threshold mantissa is compared as vth << 6
 V_LIMIT = 2 ** (STATE_BITS - 1) - 1
 WEIGHT_BITS = (2, 3, 4, 6, 8, 12, 16)
-LAVA_MAX_WEIGHT_BITS = 8
-KINDS = ("spiking_mlp", "spiking_deeponet", "spiking_seponet")
 DECODES = ("last", "mean")
 
 SEMANTICS = {  # constant attrs: what the integers mean (checked on read)
@@ -183,14 +181,14 @@ def write_fixed(net: HardwareNet, path, config: dict, inputs=()) -> None:
     ds = to_dataset(net)
     validate(ds, str(path))
     ds.attrs["status"] = COMPLETED  # only a completed run's network is converted
-    io.write_dataset(ds, path, stage=STAGE, config=config, inputs=inputs)
+    io.write_dataset(ds, path, stage=FIXED.stage, config=config, inputs=inputs)
 
 
 def write_placeholder(path, status: str, bits: int, inputs=()) -> None:
     """The fixed_w{bits}.nc of a run with nothing to convert (its training did not complete):
     no network, only `status`, `weight_bits` and the format version."""
     ds = xr.Dataset(attrs={"status": status, "weight_bits": bits, "format_version": FORMAT_VERSION})
-    io.write_dataset(ds, path, stage=STAGE, config={"weight_bits": bits, "status": status},
+    io.write_dataset(ds, path, stage=FIXED.stage, config={"weight_bits": bits, "status": status},
                      inputs=inputs)
 
 
@@ -214,8 +212,8 @@ def validate(ds: xr.Dataset, where: str) -> None:
                 "output_offset", "output_scale", "b0", "synaptic_delay"):
         if key not in ds.attrs:
             raise io.DatasetError(f"{where}: missing attribute {key!r}")
-    if ds.attrs["model_kind"] not in KINDS:
-        raise io.DatasetError(f"{where}: model_kind {ds.attrs['model_kind']!r} not in {KINDS}")
+    if not ds.attrs["model_kind"]:  # the kind's class (fwdsnn.snn.models) combines the outputs
+        raise io.DatasetError(f"{where}: empty model_kind")
     if ds.attrs["decode"] not in DECODES:
         raise io.DatasetError(f"{where}: decode {ds.attrs['decode']!r} not in {DECODES}")
     if not 1 <= int(ds.attrs["window"]) <= int(ds.attrs["steps"]):
@@ -285,4 +283,4 @@ def from_dataset(ds: xr.Dataset, where: str = "dataset") -> HardwareNet:
 
 
 def read_fixed(path) -> HardwareNet:
-    return from_dataset(io.read_dataset(path, stage=STAGE), str(path))
+    return from_dataset(io.read_dataset(path, stage=FIXED.stage), str(path))

@@ -43,12 +43,12 @@ import numpy as np
 import torch
 
 from fwdsnn import io
+from fwdsnn.artifacts import MODEL, NIR_STAGE
 from fwdsnn.hardware.trained import load_trained
 from fwdsnn.snn.lif import LIFLayer, LILayer
-from fwdsnn.snn.models import SpikingDeepONet, SpikingMLP, SpikingSepONet
+from fwdsnn.snn.models import SpikingMLP, SpikingModel
 from fwdsnn.status import COMPLETED
 
-STAGE = "nir"
 FORMAT = "fwdsnn-nir 1"
 NOT_EXPRESSIBLE = (
     "NIR cannot express, so this metadata states: dt and steps (w_in = tau_syn/dt bakes dt into "
@@ -101,7 +101,7 @@ def mlp_graph(net: SpikingMLP) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), metadata=metadata)
 
 
-def model_graph(model: torch.nn.Module, inputs: dict, output) -> nir.NIRGraph:
+def model_graph(model: SpikingModel, inputs: dict, output) -> nir.NIRGraph:
     """The whole network as one graph; sub-networks of operators are NIRGraph nodes.
 
     `inputs` / `output`: the normalisation (`fwdsnn.data.Affine`) of each input quantity and
@@ -110,25 +110,16 @@ def model_graph(model: torch.nn.Module, inputs: dict, output) -> nir.NIRGraph:
     metadata = {"format": FORMAT, "not_expressible": NOT_EXPRESSIBLE,
                 "normalisation_json": json.dumps(norm),
                 "normalisation": "normalised = (value - offset) / scale; u = scale * output + offset"}
-    if isinstance(model, SpikingMLP):
-        graph = mlp_graph(model)
-        graph.metadata.update(metadata, kind="spiking_mlp", inputs=" ".join(inputs))
+    subnets = model.subnets()
+    if list(subnets) == [""]:  # a single chain: the graph itself
+        graph = mlp_graph(subnets[""])
+        graph.metadata.update(metadata, kind=model.kind, inputs=" ".join(inputs))
         return graph
     coords = [name for name in inputs if name != "a"]
-    if isinstance(model, SpikingDeepONet):
-        subnets = {"branch": model.branch, "trunk": model.trunk}
-        feeds = {"branch": "a", "trunk": " ".join(coords)}
-        kind, combination = "spiking_deeponet", (
-            "u(a)(y) = sum_k branch_output[k] * trunk_output[k] + b0 at every query point y; "
-            "the trunk input is the point's normalised coordinates in the order feeds_json lists")
-    elif isinstance(model, SpikingSepONet):
-        subnets = {"branch": model.branch, **{f"trunk{i}": t for i, t in enumerate(model.trunks)}}
-        feeds = {"branch": "a", **{f"trunk{i}": c for i, c in enumerate(coords)}}
-        kind, combination = "spiking_seponet", (
-            "u(a)(x_0, .., x_n) = sum_r branch_output[r] * prod_i trunk{i}_output[r](x_i) + b0 "
-            "on the grid (outer product); trunk i takes the normalised coordinate feeds_json names")
-    else:
-        raise TypeError(f"no NIR export for {type(model).__name__}")
+    feeds = {}
+    for name in subnets:
+        feed = model.feed(name)
+        feeds[name] = "a" if feed.sensors else " ".join(coords) if feed.item is None else coords[feed.item]
     nodes, edges = {}, []
     for name, net in subnets.items():
         nodes[f"{name}_input"] = nir.Input(np.array([net.linears[0].in_features]))
@@ -136,7 +127,9 @@ def model_graph(model: torch.nn.Module, inputs: dict, output) -> nir.NIRGraph:
         nodes[name].metadata["role"] = name
         nodes[f"{name}_output"] = nir.Output(np.array([net.readout.out_features]))
         edges += [(f"{name}_input", name), (name, f"{name}_output")]
-    metadata.update(kind=kind, combination=combination, b0=model.b0.item(),
+    scalars = model.scalars()
+    metadata.update(kind=model.kind, combination=model.combination,
+                    **{name: value.item() for name, value in scalars.items()},
                     feeds_json=json.dumps(feeds))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
@@ -177,7 +170,7 @@ def simulate(graph: nir.NIRGraph, x: np.ndarray) -> np.ndarray:
 def export_nir(model_path, out_path) -> Path:
     """The stage: model.nc -> model.nir, with fwdsnn's provenance in the top-level metadata."""
     model_path, out_path = Path(model_path), Path(out_path)
-    source = io.read_dataset(model_path, stage="train")
+    source = io.read_dataset(model_path, stage=MODEL.stage)
     model, inputs, output = load_trained(model_path)
     graph = model_graph(model, inputs, output)
     graph.metadata["status"] = COMPLETED
@@ -187,7 +180,7 @@ def export_nir(model_path, out_path) -> Path:
 def write_placeholder(model_path, out_path, status: str) -> Path:
     """The model.nir of a run with nothing to export (its training did not complete): a graph
     without nodes whose metadata gives `status` and the provenance, not a network."""
-    source = io.read_dataset(model_path, stage="train")
+    source = io.read_dataset(model_path, stage=MODEL.stage)
     graph = nir.NIRGraph(nodes={}, edges=[], metadata={"format": FORMAT, "status": status})
     return _write(graph, source, Path(model_path), Path(out_path))
 
@@ -196,7 +189,7 @@ def _write(graph: nir.NIRGraph, source, model_path: Path, out_path: Path) -> Pat
     """Provenance of model.nc's run into the top-level metadata, then an atomic write."""
     config = {"model": json.loads(source.attrs["model_json"]),
               "method": json.loads(source.attrs["method_json"])}
-    graph.metadata.update(io.provenance(STAGE, config, int(source.attrs.get("seed", -1)),
+    graph.metadata.update(io.provenance(NIR_STAGE, config, int(source.attrs.get("seed", -1)),
                                         inputs=[model_path]))
     with io.atomic_path(out_path) as tmp:
         nir.write(tmp, graph)

@@ -1,6 +1,7 @@
 """Spiking networks on Norse with a spike that supports reverse mode, forward mode and vmap."""
 
-from fwdsnn.snn.lif import LIFLayer, LILayer, lif_step
+from fwdsnn.snn.lif import LIFLayer, LILayer
+from fwdsnn.snn.neuron import lif_step
 from fwdsnn.snn.models import (SpikingDeepONet, SpikingMLP, SpikingSepONet, build_model,
                                neuron_parameters)
 from fwdsnn.snn.spike import FastSigmoid, Gaussian, Stein, heaviside, make_surrogate, spike

@@ -2,9 +2,9 @@
 
 Norse's `SNN` base class loops over time calling `self.activation(x_t, state, p, dt)`; the
 layers here subclass Norse's `LIF` / `LI` and change only what must differ:
-- the LIF activation is `lif_step` (Norse's feed-forward step with `spike` as threshold), so
-  the dynamics stay Norse's while forward-mode AD and vmap work;
-- the initial state is built here: Norse's is float32 whatever the input dtype and sets
+- the activations are `fwdsnn.snn.neuron`'s steps (for LIF: Norse's feed-forward step with
+  `spike` as threshold), so the dynamics stay Norse's while forward-mode AD and vmap work;
+- the initial state is `neuron.rest_state`: Norse's is float32 whatever the input dtype and sets
   `requires_grad=True` on v, which makes autograd record the whole run of any pass outside
   `torch.no_grad()` (forward-mode and perturbation passes included) and mixes dtypes in
   float64 models;
@@ -19,21 +19,7 @@ from norse.torch.functional.leaky_integrator import LIState
 from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters
 from torch import Tensor
 
-from fwdsnn.snn.spike import spike
-
-
-def lif_step(input_current: Tensor, state: LIFFeedForwardState, p: LIFParameters, dt: float,
-             surrogate) -> tuple[Tensor, LIFFeedForwardState]:
-    """One Euler step of Norse's `lif_feed_forward_step`, op for op (bit-identical output),
-    with `spike(., surrogate)` as the threshold. As in Norse, z is not detached in the reset."""
-    i_new = state.i + input_current
-    dv = dt * p.tau_mem_inv * ((p.v_leak - state.v) + i_new)
-    v_decayed = state.v + dv
-    di = -dt * p.tau_syn_inv * i_new
-    i_decayed = i_new + di
-    z_new = spike(v_decayed - p.v_th, surrogate)
-    v_new = (1 - z_new) * v_decayed + z_new * p.v_reset
-    return z_new, LIFFeedForwardState(v=v_new, i=i_decayed)
+from fwdsnn.snn.neuron import li_step, lif_step, rest_state
 
 
 class _AtRest:
@@ -42,8 +28,7 @@ class _AtRest:
     state_type: type
 
     def initial_state(self, input_tensor: Tensor):
-        zeros = torch.zeros_like(input_tensor[0])
-        return self.state_type(v=zeros + self.p.v_leak, i=zeros)
+        return rest_state(self.state_type, input_tensor[0], self.p)
 
     def _apply(self, fn, recurse=True):
         self.p = type(self.p)(*(fn(x) if isinstance(x, Tensor) else x for x in self.p))
@@ -67,9 +52,13 @@ class LIFLayer(_AtRest, LIF):
 
 
 class LILayer(_AtRest, LI):
-    """Norse `LI` readout (its own `li_feed_forward_step`): (T, B, F) currents -> voltages."""
+    """Norse `LI` readout (activation `li_step`, Norse's own step): (T, B, F) currents -> voltages."""
 
     state_type = LIState
+
+    def __init__(self, p, dt: float = 1e-3):
+        super().__init__(p, dt=dt)
+        self.activation = li_step
 
 
 @contextmanager

@@ -4,20 +4,19 @@ Its own module so that training, which never needs it, does not depend on it (a 
 must not retrain the study)."""
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from fwdsnn.snn.models import SpikingMLP
+from fwdsnn.snn.models import SpikingModel, layer_name
 
 
-def record_spikes(model: nn.Module, inputs: tuple) -> dict[str, Tensor]:
+def record_spikes(model: SpikingModel, inputs: tuple) -> dict[str, Tensor]:
     """Spike trains (steps, batch, n) of every LIF layer in one forward of a spiking model,
     named as in its spike log ('hidden0', 'branch.hidden1', ...): the float network's side of
     a comparison with the hardware emulator. The spike counts of the log would hide timing."""
-    nets = {"": model} if isinstance(model, SpikingMLP) else {f"{n}.": net for n, net in model._subnets().items()}
     spikes, hooks = {}, []
-    for prefix, net in nets.items():
+    for subnet, net in model.subnets().items():
         for k, lif in enumerate(net.lifs):
-            def keep(module, args, output, key=f"{prefix}hidden{k}"):
+            def keep(module, args, output, key=layer_name(subnet, f"hidden{k}")):
                 spikes[key] = output[0].detach()
             hooks.append(lif.register_forward_hook(keep))
     try:

@@ -1,16 +1,17 @@
 # Config validation, wildcard constraints, input functions and target lists shared by all rules.
 from snakemake.exceptions import WorkflowError
 
+from fwdsnn.artifacts import RUN_DIR
 from fwdsnn.config import (
     ConfigError,
     check_config_files,
     method_settings,
+    step_time_runs,
     train_settings,
     validate_config,
 )
-from fwdsnn.estimators import ESTIMATORS, estimator_module, training_code_fingerprint
 from fwdsnn.fingerprint import code_fingerprint
-from fwdsnn.pdes import FAMILY_MODULES
+from fwdsnn.registry import FAMILIES, estimator_module, training_code_fingerprint
 
 try:
     check_config_files(workflow.configfiles)
@@ -38,7 +39,7 @@ def target_params(wildcards):
 def reference_code(wildcards):
     """Fingerprint of the stage code plus the target's solver family (and what it imports)."""
     family = config["targets"][wildcards.target]["family"]
-    return code_fingerprint("fwdsnn.reference", FAMILY_MODULES[family])
+    return code_fingerprint("fwdsnn.reference", FAMILIES[family])
 
 
 def train_code(wildcards):
@@ -79,7 +80,6 @@ def run_settings(wildcards):
     }
 
 
-RUN_DIR = "{target}/{model}/{method}/s{seed}"
 RUN_KEYS = [
     {"target": e["target"], "model": e["model"], "method": method, "seed": seed}
     for e in config["experiments"]

@@ -13,7 +13,7 @@ rule gradient_quality:
     params:
         model=lambda w: config["models"][w.model],
         settings=config["diagnostics"],
-        code=code_fingerprint("fwdsnn.diagnostics", estimator_module("forward")),
+        code=code_fingerprint("fwdsnn.diagnostics"),
     script:
         "../scripts/gradient_quality.py"
 
@@ -28,24 +28,26 @@ rule bench:
     threads: 256  # Snakemake scales this down to --cores: nothing runs beside the benchmark
     params:
         settings=config["bench"],
-        code=code_fingerprint(
-            "fwdsnn.bench", *(module for module, _ in ESTIMATORS.values())
-        ),
+        code=code_fingerprint("fwdsnn.bench"),
     script:
         "../scripts/bench.py"
 
 
-# the first experiment of each model is the one whose training step is timed
-STEP_TIME_TARGETS = list(
-    dict.fromkeys(
-        {e["model"]: e["target"] for e in reversed(config["experiments"])}.values()
-    )
+# the first experiment of each model is the one whose training step is timed, for every
+# method of it and bp's BPTT through Norse's modules (fwdsnn.config.step_time_runs)
+STEP_TIME_RUNS = step_time_runs(config)
+STEP_TIME_ESTIMATORS = sorted(
+    {
+        method["estimator"]
+        for run in STEP_TIME_RUNS.values()
+        for method, _ in run["methods"].values()
+    }
 )
 
 
 rule step_time:
     input:
-        expand("data/{target}.nc", target=STEP_TIME_TARGETS),
+        sorted({f"data/{run['target']}.nc" for run in STEP_TIME_RUNS.values()}),
     output:
         "results/bench/step_time.nc",
     log:
@@ -54,12 +56,12 @@ rule step_time:
         benchmark_path("bench", "step_time")
     threads: 256  # as for bench: nothing runs beside the timing
     params:
-        study={
-            key: config[key] for key in ("models", "methods", "train", "experiments")
-        },
+        runs=STEP_TIME_RUNS,
         repeats=config["bench"]["step_time_repeats"],
+        estimators=STEP_TIME_ESTIMATORS,
         code=code_fingerprint(
-            "fwdsnn.step_time", *(module for module, _ in ESTIMATORS.values())
+            "fwdsnn.step_time",
+            *(estimator_module(name) for name in STEP_TIME_ESTIMATORS),
         ),
     script:
         "../scripts/step_time.py"
@@ -93,9 +95,7 @@ rule metrics:
     params:
         # read if present, not an input: peak memory of the training job (absent for runs
         # made outside Snakemake); a retrained run rewrites history.nc, which reruns this
-        train_benchmark=lambda w: benchmark_path(
-            "train", f"{w.target}/{w.model}/{w.method}/s{w.seed}"
-        ),
+        train_benchmark=lambda w: benchmark_path("train", RUN_DIR.format(**w)),
         code=code_fingerprint("fwdsnn.metrics"),
     script:
         "../scripts/metrics.py"

@@ -5,13 +5,13 @@ rule train:
     input:
         "data/{target}.nc",
     output:
-        model="results/runs/{target}/{model}/{method}/s{seed}/model.nc",
-        history="results/runs/{target}/{model}/{method}/s{seed}/history.nc",
-        prediction="results/runs/{target}/{model}/{method}/s{seed}/prediction.nc",
+        model=f"results/runs/{RUN_DIR}/model.nc",
+        history=f"results/runs/{RUN_DIR}/history.nc",
+        prediction=f"results/runs/{RUN_DIR}/prediction.nc",
     log:
-        log_path("train", "{target}/{model}/{method}/s{seed}"),
+        log_path("train", RUN_DIR),
     benchmark:
-        benchmark_path("train", "{target}/{model}/{method}/s{seed}")
+        benchmark_path("train", RUN_DIR)
     threads: config["threads"]
     resources:
         mem_mb=2000,

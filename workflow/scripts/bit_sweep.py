@@ -1,6 +1,7 @@
 """Snakemake glue for the bit-sweep table and figure (see fwdsnn.tables.bit_sweep_table)."""
 
 from fwdsnn import logs
+from fwdsnn.artifacts import BIT_SWEEP
 from fwdsnn.figures import plot_bit_sweep
 from fwdsnn.tables import bit_sweep_table, bit_sweep_text, read_emulated, read_metrics, write_table
 
@@ -9,6 +10,6 @@ runs, bits, inputs = snakemake.params.runs, snakemake.params.bits, snakemake.inp
 ds = bit_sweep_table(runs, read_metrics(runs, inputs.metrics), read_emulated(runs, bits, inputs.emulated),
                      bits)
 out = snakemake.output  # noqa: F821
-write_table(ds, bit_sweep_text, {"nc": out.table, "csv": out.csv, "md": out.markdown}, stage="bit_sweep",
+write_table(ds, bit_sweep_text, {"nc": out.table, "csv": out.csv, "md": out.markdown}, stage=BIT_SWEEP.stage,
             config={"bits": bits, "runs": list(runs)}, inputs=[*inputs.metrics, *inputs.emulated])
 plot_bit_sweep(ds, out.png, out.pdf)

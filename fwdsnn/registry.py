@@ -1,0 +1,58 @@
+"""Where each name the config may use is implemented: target families and gradient estimators,
+as import paths rather than imports.
+
+No torch, and no stage module imports it: a job's code fingerprint covers the modules its stage
+imports, so a stage that read this table would rerun every job whenever a name is registered.
+Callers (the workflow's scripts, config validation, a user's own code) resolve a name here and
+hand the stage its implementation; the workflow adds that module to the job's fingerprint.
+"""
+
+from importlib import import_module
+from types import ModuleType
+
+from fwdsnn.fingerprint import code_fingerprint
+
+FAMILIES = {
+    "function": "fwdsnn.pdes.function",
+    "antiderivative": "fwdsnn.pdes.antiderivative",
+    "poisson1d": "fwdsnn.pdes.poisson1d",
+    "heat1d": "fwdsnn.pdes.heat1d",
+    "diffusion_reaction1d": "fwdsnn.pdes.diffusion_reaction1d",
+    "advection1d": "fwdsnn.pdes.advection1d",
+    "burgers1d": "fwdsnn.pdes.burgers1d",
+}
+ESTIMATORS = {
+    "backprop": "fwdsnn.grad.bptt:AdjointBackprop",
+    "backprop-norse": "fwdsnn.grad.backprop:Backprop",
+    "forward": "fwdsnn.grad.forward:ForwardGradient",
+    "perturbation": "fwdsnn.grad.perturbation:WeightPerturbation",
+}
+
+
+def _entry(table: dict[str, str], what: str, name: str) -> str:
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown {what} {name!r}; known: {', '.join(sorted(table))}") from None
+
+
+def family_module(family: str) -> ModuleType:
+    """The solver module of a target family (see fwdsnn.pdes)."""
+    return import_module(_entry(FAMILIES, "target family", family))
+
+
+def estimator_module(name: str) -> str:
+    """The module implementing estimator ``name``, without importing it (and torch)."""
+    return _entry(ESTIMATORS, "estimator", name).split(":")[0]
+
+
+def estimator_class(name: str) -> type:
+    """The class of estimator ``name``: built as ``cls(method_config, generator)``."""
+    module, attr = _entry(ESTIMATORS, "estimator", name).split(":")
+    return getattr(import_module(module), attr)
+
+
+def training_code_fingerprint(name: str) -> str:
+    """Fingerprint of the code a training run with estimator ``name`` executes (the training
+    stage records the same for its checkpoints, from the class it was given)."""
+    return code_fingerprint("fwdsnn.train", estimator_module(name))
