@@ -7,6 +7,7 @@ dotted path) and the rule it breaks, because the config is the user interface.
 """
 
 import copy
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from importlib import resources
@@ -67,7 +68,13 @@ def check_config_files(paths: Iterable[str | Path]) -> None:
 
 
 def load_schema() -> dict:
-    """The study's JSON Schema, read from the package (not from workflow/)."""
+    """The study's JSON Schema, read from the package (not from workflow/). A copy of one parse
+    per process: planning a study resolves every run's settings against it."""
+    return copy.deepcopy(_parsed_schema())
+
+
+@functools.cache
+def _parsed_schema() -> dict:
     return yaml.safe_load(resources.files("fwdsnn").joinpath(*SCHEMA).read_text())
 
 

@@ -7,6 +7,7 @@ reading the source (no import needed), so a family's solver module changes only 
 """
 
 import ast
+import functools
 import hashlib
 import importlib.util
 from pathlib import Path
@@ -31,7 +32,14 @@ def _source_path(module: str) -> Path | None:
 
 def _imported_modules(module: str, path: Path) -> set[str]:
     """fwdsnn modules that ``module`` imports, absolute or relative, at any depth of its code."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    return {name for name in _imports_in(module, path, path.read_text()) if _source_path(name)}
+
+
+@functools.lru_cache(maxsize=None)
+def _imports_in(module: str, path: Path, source: str) -> frozenset[str]:
+    """The fwdsnn names the source imports, walked once per text (a plan fingerprints the same
+    modules for many rules; an edited file has another text, so it is walked again)."""
+    tree = ast.parse(source, filename=str(path))
     is_package = path.name == "__init__.py"
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -48,8 +56,7 @@ def _imported_modules(module: str, path: Path) -> set[str]:
             found.add(base)
             # `from pkg import name` may import a submodule called name
             found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {name for name in found
-            if (name == PACKAGE or name.startswith(PACKAGE + ".")) and _source_path(name)}
+    return frozenset(name for name in found if name == PACKAGE or name.startswith(PACKAGE + "."))
 
 
 def module_closure(*modules: str) -> list[Path]:
@@ -80,7 +87,12 @@ def code_fingerprint(*modules: str) -> str:
 def _code_only(path: Path) -> str:
     """The module's syntax tree without comments, docstrings or layout: editing prose must not
     rerun a stage (a docstring fix would otherwise retrain the whole study)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    return _without_docstrings(path, path.read_text())
+
+
+@functools.lru_cache(maxsize=None)
+def _without_docstrings(path: Path, source: str) -> str:
+    tree = ast.parse(source, filename=str(path))  # its own parse: the docstrings are cut out
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))

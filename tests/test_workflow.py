@@ -61,9 +61,20 @@ def test_gradient_diagnostics_and_cost_benchmark(quick_study):
         assert np.all(np.abs(ds["cosine"].values) <= 1 + 1e-12)
         np.testing.assert_allclose(ds["theory_global"], np.sqrt(ds["directions"] / ds.attrs["parameters"]))
     bench = io.read_dataset(quick_study / "results" / "bench" / "estimators.nc", stage="bench")
-    assert set(bench["estimator"].values) == {"bp", "rfg-global", "rfg-layer", "wp-global", "wp-layer"}
+    assert set(bench["estimator"].values) == {"bp-norse", "bp", "rfg-global", "rfg-layer", "wp-global",
+                                              "wp-layer"}
     assert np.all(bench["step_time"].values > 0)
     np.testing.assert_allclose(bench["time_ratio_to_bp"].sel(estimator="bp"), 1.0)
+    steps = io.read_dataset(quick_study / "results" / "bench" / "step_time.nc", stage="bench",
+                            variables=("step_time", "norse_to_bp"))
+    first = {}  # each model's first experiment is the one timed
+    for experiment in config["experiments"]:
+        first.setdefault(experiment["model"], experiment)
+    assert sorted(steps["model"].values) == sorted(first)
+    for model, experiment in first.items():
+        methods = [*experiment["methods"], *(["bp-norse"] if "bp" in experiment["methods"] else [])]
+        timed = steps["step_time"].sel(model=model).dropna("estimator")
+        assert sorted(timed["estimator"].values) == sorted(methods) and np.all(timed.values > 0)
     for name in ("gradient_quality", "estimator_cost"):
         assert (quick_study / "results" / "figures" / f"{name}.png").stat().st_size > 10_000
 
