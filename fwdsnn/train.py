@@ -194,14 +194,13 @@ def _checkpoint_state(run: Run, ds: xr.Dataset) -> tuple[dict, list, dict, Histo
     params = variables_to_tensors(ds, "param.")
     _checked(params, run.model.state_dict(), "parameter(s)")
     adam = variables_to_tensors(ds, "adam.")
-    state = []
+    state = []  # per parameter, None until it had a gradient (fwdsnn.adam.Adam.moments)
     for name, param in run.model.named_parameters():
-        state.append(None)
-        if f"step.{name}" in adam:
-            moments = {f"exp_avg.{name}": param, f"exp_avg_sq.{name}": param}
-            _checked(adam, moments, "Adam moment(s)")
-            state[-1] = {"step": adam[f"step.{name}"], "exp_avg": adam[f"exp_avg.{name}"],
-                            "exp_avg_sq": adam[f"exp_avg_sq.{name}"]}
+        if f"step.{name}" not in adam:
+            state.append(None)
+            continue
+        _checked(adam, {f"exp_avg.{name}": param, f"exp_avg_sq.{name}": param}, "Adam moment(s)")
+        state.append({key: adam[f"{key}.{name}"] for key in ("step", "exp_avg", "exp_avg_sq")})
     rng = variables_to_tensors(ds, "rng.")
     _checked(rng, {name: gen.get_state() for name, gen in run.generators.items()},
              "random generator state(s)")
@@ -238,8 +237,8 @@ def load_checkpoint(run: Run, path: Path, digest: str, code: str) -> tuple[Histo
         return History(), 0
     device = next(run.model.parameters()).device
     run.model.load_state_dict({k: v.to(device) for k, v in params.items()})
-    run.optimizer.moments = [None if moments is None else
-                             {key: value.to(device) if key != "step" else value
+    run.optimizer.moments = [None if moments is None else  # Adam keeps `step` on the CPU
+                             {key: value if key == "step" else value.to(device)
                               for key, value in moments.items()} for moments in state]
     for name, generator in run.generators.items():
         generator.set_state(rng[name])

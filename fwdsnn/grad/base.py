@@ -2,7 +2,7 @@
 
 An estimator fills ``p.grad`` of every trainable parameter with its estimate of the gradient of
 the batch loss (the mean squared error of ``model(*inputs)`` against ``target``), so any
-optimiser (fwdsnn.adam) can step on it, and reports what the step cost in forward-equivalent
+optimiser (training uses fwdsnn.adam.Adam) can step on it, and reports what the step cost in forward-equivalent
 passes (the currency in which forward-only training is cheap). Estimators get the batch, not a
 loss closure, because forward-mode and perturbation estimators run their own passes.
 """
