@@ -212,9 +212,10 @@ run = {"tangents": lambda: propagate(model, (x,), tangents),
 def peak():  # this process's peak RSS in MiB (ru_maxrss would include the parent's)
     with open("/proc/self/status") as status:
         return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1)) / 1024
+model.steps = 48  # three windows of rows.WINDOW_STEPS: the allocator sees every reuse pattern
 run()
 short = peak()
-model.steps = 320
+model.steps = 960
 run()
 long = peak()
 with torch.no_grad():
@@ -226,16 +227,17 @@ print(json.dumps({"short": short, "long": long, "history": peak()}))
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
 @pytest.mark.parametrize("rows", ["tangents", "perturbation"])
 def test_row_pass_memory_does_not_grow_with_steps(rows):
-    """Peak RSS (VmHWM, a high-water mark, so the passes run smallest first) of the time-major
-    row interpreter (tangent rows, or weight perturbation's parameter sets) at T = 16 and
-    T = 320 in a fresh process. Keeping the (T, 256, 128) history of one layer would add
-    40 MiB; the model's own forward, which keeps it, shows the check can see that."""
+    """Peak RSS (VmHWM, a high-water mark, so the passes run smallest first) of the windowed
+    row interpreter (tangent rows, or weight perturbation's parameter sets) at T = 48 and
+    T = 960 in a fresh process. Keeping the (T, 256, 128) history of one layer would add
+    over 100 MiB; the model's own forward, which keeps it, shows the check can see that. The
+    margin is for the allocator: a window's row buffers are several MiB each."""
     proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, rows], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     peaks = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert peaks["long"] - peaks["short"] < 10, peaks
-    assert peaks["history"] - peaks["long"] > 40, peaks
+    assert peaks["long"] - peaks["short"] < 50, peaks
+    assert peaks["history"] - peaks["long"] > 200, peaks
 
 
 def test_estimator_settings_and_generator():

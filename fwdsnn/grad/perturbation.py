@@ -8,9 +8,9 @@ hidden layer's estimate is zero unless a spike happens to flip, and then it is h
 
 All perturbed parameter sets, and the unperturbed one whose loss is reported, are evaluated in
 one hand-written pass inside `torch.no_grad()` (`perturbed_outputs`):
-- time-major: every layer advances one step before the next step starts and only the current
-  LIF/LI states are kept (stepped in place: `neuron.integrate_` / `spike_`), so memory does
-  not grow with T;
+- time-major in windows of one step (`rows.interpret`): every layer advances one step before
+  the next step starts and only the current LIF/LI states are kept (stepped in place:
+  `neuron.integrate_` / `spike_`), so memory does not grow with T;
 - the sets are a leading batch dimension: a Linear is one batched matmul over them;
 - a set equals the unperturbed network until its first perturbed Linear, so it joins the batch
   there (`rows.JoinPlan`): in layer scope the layers before a block's own run once, unbatched.
@@ -65,6 +65,8 @@ class _Sets(JoinPlan):
     own input (θ's weights, or per-row weights θ + offset where a live block names it), and
     the rows joining there, which take row 0's input with their own weights."""
 
+    window_steps = 1  # its rows are many: stepping buffers in place beats window buffers
+
     def __init__(self, net: nn.Module, prefix: str, offsets: Blocks, rows: list[int]):
         super().__init__(net, prefix, offsets, rows)
         self.own, self.joining = [], []
@@ -100,6 +102,14 @@ class _Sets(JoinPlan):
         return x.unsqueeze(0)
 
     tanh = staticmethod(torch.tanh)
+
+    @staticmethod
+    def repeat(h: Tensor, n: int) -> Tensor:
+        return h  # windows of one step: values carry no time dimension
+
+    @staticmethod
+    def window_sum(v: Tensor, first: int) -> Tensor:
+        return v
 
     def neuron(self, k: int, layer, width: int):
         """In-place step of the neuron layer Linear k drives (LIF: spikes into a buffer)."""

@@ -20,6 +20,11 @@ from torch import Tensor, nn
 from fwdsnn.snn.neuron import decode_window
 
 Blocks = Sequence[Mapping[str, Tensor]]
+# A window is the time steps each layer advances before the next layer runs: per-op overhead
+# is paid once per window, and memory is bounded by the window whatever T is. Windows are as
+# long as a row buffer stays within WINDOW_ELEMENTS, up to WINDOW_STEPS.
+WINDOW_STEPS = 16
+WINDOW_ELEMENTS = 2 ** 21
 
 
 def block_rows(model: nn.Module, blocks: Blocks) -> list[int]:
@@ -48,8 +53,11 @@ class JoinPlan:
     prefix and the rows joining there follow. `terms[k]` lists (span of live rows, weight rows,
     bias rows) for the blocks naming Linear k (None for a parameter a block does not name);
     `live[k]` counts the rows live after Linear k; `positions[j]` is the place among all N rows
-    of live row j (None when live rows are all N rows in order).
+    of live row j (None when live rows are all N rows in order). `window_steps`: the
+    algebra's own window length for `interpret` (None: `window_steps` chooses by row count).
     """
+
+    window_steps: int | None = None
 
     def __init__(self, net: nn.Module, prefix: str, blocks: Blocks, rows: list[int]):
         self.linears = [*net.linears, net.readout]
@@ -75,6 +83,11 @@ class JoinPlan:
         self.positions = None if identity else torch.tensor(positions, dtype=torch.long)
 
 
+def window_steps(rows: int, batch: int, width: int) -> int:
+    """Steps per window for `rows` value rows of (batch, width) per step."""
+    return max(1, min(WINDOW_STEPS, WINDOW_ELEMENTS // (rows * batch * width)))
+
+
 def subnet_prefixes(model: nn.Module) -> dict[int, str]:
     """Parameter-name prefix ('', 'branch.', 'trunks.0.') of every sub-module, by id."""
     return {id(module): f"{path}." if path else "" for path, module in model.named_modules()}
@@ -94,14 +107,19 @@ def run_subnets(model, inputs: tuple, algebra: type, blocks: Blocks, rows: list[
 
 
 def interpret(net: nn.Module, x: Tensor, algebra):
-    """`SpikingMLP.forward` time-major over the algebra's values (primal + tangent rows, or
-    parameter-set rows): every layer advances one step before the next step starts and only
-    the current neuron states and the decode sum are kept, so memory does not grow with T.
+    """`SpikingMLP.forward` over the algebra's values (primal + tangent rows, or parameter-set
+    rows), time-major in windows of `WINDOW_STEPS`: every layer advances one window before the
+    next window starts, and only the neuron states and the decode sum are kept across windows,
+    so memory does not grow with T. Within a window a layer runs all its steps at once
+    (`neuron.lif_window`), which is what makes a step cheap: a handful of ops per time step
+    instead of a dozen per neuron step.
 
-    The algebra supplies `start(x)`, `linear(k, value)` (Linear k; the readout is the last),
-    `tanh(value)` (the ANN twin), `neuron(k, layer, width)` (a step function for the neuron
-    layer Linear k drives, at rest), `add(total, v)` (None total: the first) and
-    `divide(total, n)`."""
+    The algebra supplies `start(x)`, `linear(k, value)` (Linear k; the readout is the last;
+    values with a window's time dimension at -3, or without it for the ANN twin and the
+    encoding), `tanh(value)` (the ANN twin), `repeat(value, n)` (the encoding's current over n
+    steps), `neuron(k, layer, width)` (a window function for the neuron layer Linear k drives,
+    at rest), `window_sum(value, first)` (the sum over a window's steps from `first` on),
+    `add(total, v)` (None total: the first) and `divide(total, n)`."""
     readout = len(net.linears)
     if not net.spiking:
         h = algebra.start(x)
@@ -112,12 +130,14 @@ def interpret(net: nn.Module, x: Tensor, algebra):
     widths = [linear.out_features for linear in (*net.linears, net.readout)]
     neurons = [algebra.neuron(k, layer, widths[k]) for k, layer in enumerate([*net.lifs, net.li])]
     start, count = decode_window(net.steps, net.decode, net.window)
+    length = algebra.window_steps or window_steps(1 + max(algebra.live), x.shape[0], max(widths))
     total = None
-    for t in range(net.steps):
-        h = current
+    for t0 in range(0, net.steps, length):
+        n = min(length, net.steps - t0)
+        h = algebra.repeat(current, n)
         for k in range(readout):
             h = neurons[k](algebra.linear(k, h) if k else h)
         v = neurons[readout](algebra.linear(readout, h))
-        if t >= start:
-            total = algebra.add(total, v)
+        if t0 + n > start:
+            total = algebra.add(total, algebra.window_sum(v, max(start - t0, 0)))
     return algebra.divide(total, count) if count > 1 else total

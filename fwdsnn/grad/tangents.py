@@ -4,22 +4,22 @@ This is the production path of the forward-gradient estimator. `torch.func.jvp` 
 numbers (the tests check it) but dispatches every op through autograd's forward mode and
 Norse's layer-by-layer loop holds the whole (T, ...) spike train of each layer. Here, inside
 `torch.no_grad()`:
-- time-major (`rows.interpret`): every layer advances one step before the next step starts,
-  and only the current LIF/LI states and the decode sum are kept, so memory does not grow
-  with T;
+- time-major in windows (`rows.interpret`): every layer advances one window of steps before
+  the next window starts, and only the LIF/LI states and the decode sum are kept across
+  windows, so memory does not grow with T;
 - the N tangents are a leading batch dimension, so one kernel serves all of them;
 - the spike's tangent is `surrogate.derivative(u) * du` with ONE derivative per spike call
   shared by all N tangents (for Stein: the jvp of the network with that noise held fixed);
 - tangent rows join where their first perturbed Linear is (see `rows.JoinPlan`): layers before it run
   primal-only for them (a layer with no live rows draws no surrogate derivative either),
   which is what makes layer-wise directions cheap.
-The primal is the models' arithmetic op for op (`fwdsnn.snn.neuron`'s steps and decode),
-so it equals `model(*inputs)` to rounding; the sub-networks' outputs meet in the model's own
-`combine` and `combine_tangent`.
+The primal is `fwdsnn.snn.neuron`'s window forms of the models' steps, so it equals
+`model(*inputs)` to rounding; the sub-networks' outputs meet in the model's own `combine` and
+`combine_tangent`.
 
-Stein noise is drawn time-major (layer after layer within a step), where the model draws layer
-by layer over all steps: with one generator shared by all LIF layers the two passes use
-different noise, with one generator per LIF layer they use the same.
+Stein noise is drawn window by window (layer after layer within a window), where the model
+draws layer by layer over all steps: with one generator shared by all LIF layers the two
+passes use different noise, with one generator per LIF layer they use the same.
 
 Tangents come as a dict {parameter name: Tensor(N, *parameter.shape)} (a missing name is a
 zero tangent), or as a list of such dicts ("blocks", each zero outside its parameters) whose
@@ -30,12 +30,15 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+from norse.torch.functional.leaky_integrator import LIState
+from norse.torch.functional.lif import LIFFeedForwardState
 from torch import Tensor
 
 from fwdsnn.grad.base import mse
 from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows, run_subnets
 from fwdsnn.snn.models import SpikingModel
-from fwdsnn.snn.neuron import li_tangent_step, lif_tangent_step, step_factors, tangent_rest
+from fwdsnn.snn.neuron import (li_tangent_window, li_window, lif_tangent_window, lif_window,
+                               rest_state)
 
 
 @torch.no_grad()
@@ -69,19 +72,19 @@ class _Plan(JoinPlan):
     of blocks absent from this network are zero."""
 
     def linear(self, k: int, value: tuple) -> tuple[Tensor, Tensor | None]:
-        """Linear k as nn.Linear computes it, and the tangent rows live after it."""
+        """Linear k as nn.Linear computes it, and the tangent rows live after it: W dx for the
+        rows live before, dW x + db for the rows joining, written into one buffer."""
         x, dx = value
         layer = self.linears[k]
         y = F.linear(x, layer.weight, layer.bias)
         if not self.live[k]:
             return y, None
         before = 0 if dx is None else dx.shape[0]
-        parts = [] if dx is None else [torch.matmul(dx, layer.weight.T)]
-        parts += [_direct(x, w, b) for span, w, b in self.terms[k] if span.start >= before]
-        dy = parts[0] if len(parts) == 1 else torch.cat(parts)
+        dy = y.new_empty(self.live[k], *y.shape)
+        if dx is not None:
+            torch.matmul(dx, layer.weight.T, out=dy[:before])
         for span, w, b in self.terms[k]:
-            if span.start < before:
-                dy[span] += _direct(x, w, b)
+            _add_direct(dy[span], x, w, b, accumulate=span.start < before)
         return y, dy
 
     def start(self, x: Tensor) -> tuple[Tensor, None]:
@@ -93,23 +96,46 @@ class _Plan(JoinPlan):
         h = torch.tanh(value[0])
         return h, None if value[1] is None else value[1] * (1.0 - h * h)
 
+    @staticmethod
+    def repeat(value: tuple, n: int) -> tuple[Tensor, Tensor | None]:
+        x, dx = value
+        return x.expand(n, *x.shape), None if dx is None else dx.unsqueeze(1).expand(
+            dx.shape[0], n, *dx.shape[1:])
+
     def neuron(self, k: int, layer, width: int):
-        """Tangent step of the neuron layer Linear k drives (LIF: spike tangents)."""
-        p, readout = layer.p, k == len(self.linears) - 1
+        """Tangent window of the neuron layer Linear k drives (LIF: spike tangents)."""
+        p, readout, live = layer.p, k == len(self.linears) - 1, self.live[k]
         if not readout and layer.surrogate is None:
             raise ValueError("forward-mode tangents need a spike surrogate; the LIF layers have "
                              "none (inside bare_spikes?)")
-        state = tangent_rest(self.like.new_zeros(*self.like.shape[:-1], width), p, self.live[k])
-        factors = step_factors(p, layer.dt, self.like)
+        like = self.like.new_zeros(*self.like.shape[:-1], width)
+        state = rest_state(LIState if readout else LIFFeedForwardState, like, p)
+        rows = like.new_zeros(live, *like.shape)
+        tangent_state = LIState(v=rows, i=torch.zeros_like(rows)) if live else None
 
-        def step(value: tuple) -> tuple[Tensor, Tensor | None]:
-            nonlocal state
+        def window(value: tuple) -> tuple[Tensor, Tensor | None]:
+            nonlocal state, tangent_state
+            x, dx = value
             if readout:
-                out, state = li_tangent_step(*value, state, p, factors)
-            else:
-                out, state = lif_tangent_step(*value, state, p, factors, layer.surrogate)
-            return out
-        return step
+                v, state = li_window(x, state, p, layer.dt)
+                if tangent_state is None:
+                    return v, None
+                dv, tangent_state = li_tangent_window(dx, tangent_state, p, layer.dt)
+                return v, dv
+            # the currents are this pass's own fresh buffers: the windows may overwrite them
+            z, state, derivatives = lif_window(x, state, p, layer.dt, None if tangent_state is None
+                                               else layer.surrogate, overwrite=True)
+            if tangent_state is None:
+                return z, None
+            dz, tangent_state = lif_tangent_window(dx, tangent_state, derivatives, p, layer.dt,
+                                                   overwrite=True)
+            return z, dz
+        return window
+
+    @staticmethod
+    def window_sum(value: tuple, first: int) -> tuple[Tensor, Tensor | None]:
+        v, dv = value
+        return v[first:].sum(0), None if dv is None else dv[:, first:].sum(1)
 
     @staticmethod
     def add(total: tuple | None, value: tuple) -> tuple:
@@ -130,15 +156,22 @@ class _Plan(JoinPlan):
         return y, full.index_copy_(0, self.positions.to(tangent.device), tangent)
 
 
-def _direct(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
-    """dW x + db: (n, B, out) for one block's tangents dW (n, out, in), db (n, out), x (B, in)."""
-    n = (weight if weight is not None else bias).shape[0]
-    if weight is None:
-        return bias.unsqueeze(1).expand(n, x.shape[0], bias.shape[-1])
-    x = x.expand(n, *x.shape)
-    if bias is None:
-        return torch.bmm(x, weight.transpose(1, 2))
-    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+def _add_direct(out: Tensor, x: Tensor, weight: Tensor | None, bias: Tensor | None,
+                accumulate: bool) -> None:
+    """out (n, *lead, out) = (or +=, when `accumulate`) dW x + db for one block's tangents
+    dW (n, out, in), db (n, out) and inputs x (*lead, in)."""
+    n = out.shape[0]
+    flat_out = out.view(n, -1, out.shape[-1])
+    if weight is not None:
+        flat = x.reshape(1, -1, x.shape[-1]).expand(n, -1, -1)
+        if accumulate:
+            flat_out.baddbmm_(flat, weight.transpose(1, 2))
+        else:
+            torch.bmm(flat, weight.transpose(1, 2), out=flat_out)
+    elif not accumulate:
+        flat_out.zero_()
+    if bias is not None:
+        flat_out.add_(bias.unsqueeze(1))
 
 
 def _scalar(blocks: Blocks, rows: list[int], name: str) -> Tensor | None:

@@ -3,17 +3,24 @@ and of the readout decode, in Norse's functional style: a step maps (input, stat
 (output, state) for parameters `p` (Norse's `LIFParameters` / `LIParameters`) and dt.
 
 Every pass over the network steps through here, so the passes cannot drift apart:
-- `lif_step` / `li_step`: the autograd primal (BPTT; `torch.func.jvp` / vmap through `spike`),
-  op for op Norse's `lif_feed_forward_step` / `li_feed_forward_step` (bit-identical);
-- `lif_tangent_step` / `li_tangent_step`: the primal and N tangent rows of one layer
-  (forward-mode tangents), over a `TangentState`;
+- `lif_step` / `li_step`: one step with autograd (the Norse modules' activations, BPTT through
+  them, `torch.func.jvp` / vmap through `spike`), op for op Norse's `lif_feed_forward_step` /
+  `li_feed_forward_step` (bit-identical);
+- `lif_window` / `li_window`: a layer over a window of n steps at once (time at dim -3, any
+  leading row dimensions), for the passes that are bound by per-op overhead: the synaptic
+  current and the LI voltage are linear recursions, done as one (n, n) matmul over time
+  (`_leaky_scan`); only the threshold and reset of the LIF voltage are stepped, three ops a
+  step. `lif_window` also returns what derivative passes need (`LIFWindow`): the adjoint of
+  BPTT (`fwdsnn.snn.adjoint`) and the forward-mode tangents (`lif_tangent_window`,
+  `li_tangent_window`, the same recursions on tangent rows);
 - `integrate_` / `spike_`: a batch of rows stepped in place (weight perturbation's parameter
-  sets), over an `LIState` the pass owns;
+  sets, whose many rows make a step's buffers large already), over an `LIState` the pass owns;
 - `decode_window` / `decode`: which readout steps make the output.
-The row variants take their constants as `Factors`, formed once per pass; their primal values
-equal `lif_step` / `li_step` to the last bit.
+The window and in-place forms equal the steps up to the order of floating-point operations
+(the in-place forms: to the last bit).
 """
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import torch
@@ -21,9 +28,10 @@ from norse.torch.functional.leaky_integrator import LIState
 from norse.torch.functional.lif import LIFFeedForwardState
 from torch import Tensor
 
-from fwdsnn.snn.spike import heaviside, spike
+from fwdsnn.snn.spike import spike
 
 DECODES = ("last", "mean")
+_STEPPED_SCAN_ELEMENTS = 4096  # elements per step from which a scan steps instead of a matmul
 
 
 def rest_state(state_type: type, like: Tensor, p):
@@ -65,6 +73,154 @@ def decode(voltages: Tensor, decode: str, window: int) -> Tensor:
     return voltages[-1] if decode == "last" else voltages[-window:].mean(0)
 
 
+def decay_factors(p, dt: float) -> tuple[float, float]:
+    """(alpha_mem, keep_syn) = (dt tau_mem^-1, 1 - dt tau_syn^-1): the voltage's step towards
+    its drive and the synaptic current's decay per step, formed as the steps form them."""
+    return float(dt * p.tau_mem_inv), float(1 - dt * p.tau_syn_inv)
+
+
+@lru_cache(maxsize=64)
+def _decay_kernel(steps: int, decay: float, dtype: torch.dtype, device: torch.device
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+    """(L, powers, gains), formed in float64: L[t, s] = decay^(t - s) for s <= t (else 0),
+    powers[t] = decay^t, gains[t] = sum of powers up to t; powers and gains as (steps, 1, 1)."""
+    powers = torch.full((steps,), decay, dtype=torch.float64).cumprod(0) / decay
+    lag = torch.arange(steps).unsqueeze(1) - torch.arange(steps)
+    kernel = torch.where(lag >= 0, powers[lag.clamp(min=0)], 0.0)
+    columns = powers.view(steps, 1, 1)
+    return tuple(t.to(dtype=dtype, device=device) for t in (kernel, columns, columns.cumsum(0)))
+
+
+def _leaky_scan(x: Tensor, carried: Tensor | None, decay: float, overwrite: bool = False
+                ) -> Tensor:
+    """y_t = x_t + decay y_(t-1) over time (dim -3) with decay y_(-1) = `carried` (None: 0).
+    An input constant in time (stride 0, the encoding's current) is a broadcast product with
+    the cumulative gains; small rows and autograd (the LI readout in BPTT) take one matmul
+    over time, where per-op overhead dominates; large rows step the recursion in place, where
+    the matmul's n-fold arithmetic would dominate (in x itself when `overwrite`)."""
+    steps = x.shape[-3]
+    kernel, powers, gains = _decay_kernel(steps, decay, x.dtype, x.device)
+    if x.stride(-3) == 0:
+        y = gains * x[..., :1, :, :]
+    elif (torch.is_grad_enabled() and x.requires_grad
+          or x[..., 0, :, :].numel() < _STEPPED_SCAN_ELEMENTS):
+        y = torch.matmul(kernel, x.flatten(-2)).view(x.shape)
+    else:
+        y = x if overwrite and x.is_contiguous() else x.clone(memory_format=torch.contiguous_format)
+        rows = y.unbind(-3)
+        if carried is not None:
+            rows[0].add_(carried)
+        for t in range(1, steps):
+            rows[t].add_(rows[t - 1], alpha=decay)
+        return y
+    return y if carried is None else y.addcmul_(powers, carried.unsqueeze(-3))
+
+
+def li_window(x: Tensor, state: LIState | None, p, dt: float) -> tuple[Tensor, LIState]:
+    """`li_step` over the n steps of currents x (..., n, B, F) from `state` (None: at rest):
+    (voltages, state after)."""
+    return _li_affine(x, state, p, dt, p.v_leak)
+
+
+def li_tangent_window(dx: Tensor, state: LIState, p, dt: float) -> tuple[Tensor, LIState]:
+    """Tangent rows of `li_window` (it is affine in (x, state)): (dv, tangent state)."""
+    return _li_affine(dx, state, p, dt, 0.0)
+
+
+@lru_cache(maxsize=64)
+def _li_kernels(steps: int, alpha: float, keep: float, dtype: torch.dtype, device: torch.device
+                ) -> tuple[Tensor, Tensor, Tensor]:
+    """The LI step's linear maps over a window, formed in float64: (H, memory, synapse) with
+    H[t, s] the voltage at step t per unit current at step s, memory[t] = (1 - alpha)^(t + 1)
+    (what is left of the initial voltage) and synapse[s] = keep^(n - s) (the current left at
+    the end per unit current at step s)."""
+    response, i, v = [], 0.0, 0.0
+    for t in range(steps):
+        i += 1.0 if t == 0 else 0.0
+        v += alpha * (i - v)
+        i -= (1 - keep) * i
+        response.append(v)
+    h = torch.tensor(response, dtype=torch.float64)
+    lag = torch.arange(steps).unsqueeze(1) - torch.arange(steps)
+    kernel = torch.where(lag >= 0, h[lag.clamp(min=0)], 0.0)
+    memory = torch.full((steps,), 1 - alpha, dtype=torch.float64).cumprod(0).view(steps, 1, 1)
+    synapse = torch.full((steps,), keep, dtype=torch.float64).cumprod(0).flip(0)
+    return tuple(t.to(dtype=dtype, device=device) for t in (kernel, memory, synapse))
+
+
+def _li_affine(x: Tensor, state: LIState | None, p, dt: float, leak) -> tuple[Tensor, LIState]:
+    """v_t = leak + sum_s H[t, s] x_s, plus (from a state) memory[t] (v_0 - leak) + H[t, 0] i_0;
+    the current after: sum_s synapse[s] x_s + keep^n i_0."""
+    alpha, keep = decay_factors(p, dt)
+    kernel, memory, synapse = _li_kernels(x.shape[-3], alpha, keep, x.dtype, x.device)
+    v = torch.matmul(kernel, x.flatten(-2)).view(x.shape) + leak
+    i = torch.matmul(synapse, x.flatten(-2)).view(*x.shape[:-3], *x.shape[-2:])
+    if state is not None:
+        v.addcmul_(memory, (state.v - leak).unsqueeze(-3))
+        v.addcmul_(kernel[:, :1].unsqueeze(-1), state.i.unsqueeze(-3))
+        i = i.add(state.i, alpha=keep ** x.shape[-3])
+    return v, LIState(v=v[..., -1, :, :], i=i)
+
+
+class LIFWindow(NamedTuple):
+    """What derivative passes need of an LIF window, per step: the surrogate derivative D at
+    u_d (the decayed voltage minus threshold, where the spike is taken) and `carry`, the
+    factor d u_t / d u_d(t) = (1 - z) + D (v_reset - v_th - u_d) through the reset."""
+
+    derivative: Tensor
+    carry: Tensor
+
+
+def lif_window(x: Tensor, state: LIFFeedForwardState | None, p, dt: float, surrogate,
+               overwrite: bool = False) -> tuple[Tensor, LIFFeedForwardState, LIFWindow | None]:
+    """`lif_step` over the n steps of currents x (..., n, B, F) from `state` (None: at rest):
+    (spikes, state after, and the `LIFWindow` when a surrogate is given). In the voltage above
+    threshold u = v - v_th: u_d(t) = (1 - alpha) u(t-1) + alpha (i'_t + v_leak - v_th),
+    z = H(u_d), u(t) = u_d + z (v_reset - v_th - u_d). `overwrite`: x is a buffer the caller
+    gives up, used as scratch."""
+    alpha, keep = decay_factors(p, dt)
+    current = _leaky_scan(x, None if state is None else state.i, keep, overwrite)
+    i = keep * current[..., -1, :, :]
+    drive = torch.add(alpha * (p.v_leak - p.v_th), current, alpha=alpha, out=current)
+    above, spikes = torch.empty_like(drive), torch.empty_like(drive)
+    u = (torch.full_like(drive[..., 0, :, :], float(p.v_leak - p.v_th)) if state is None
+         else state.v - p.v_th)
+    reset = (p.v_reset - p.v_th).to(drive)
+    for drive_t, above_t, spikes_t in zip(drive.unbind(-3), above.unbind(-3), spikes.unbind(-3)):
+        torch.add(drive_t, u, alpha=1 - alpha, out=above_t)
+        torch.gt(above_t, 0.0, out=spikes_t)
+        torch.lerp(above_t, reset, spikes_t, out=u)
+    state = LIFFeedForwardState(v=u + p.v_th, i=i)
+    if surrogate is None:
+        return spikes, state, None
+    if surrogate.random:  # draws step by step in order, as the Norse modules' BPTT does
+        derivative = torch.stack([surrogate.derivative(a) for a in above.unbind(-3)], -3)
+    else:
+        derivative = surrogate.derivative(above)
+    # carry, written into the drive's buffer (fresh large tensors cost page faults)
+    carry = torch.sub(spikes.new_ones(()), spikes, out=drive)
+    carry.addcmul_(torch.sub(reset, above, out=above), derivative)
+    return spikes, state, LIFWindow(derivative, carry)
+
+
+def lif_tangent_window(dx: Tensor, state: LIFFeedForwardState, window: LIFWindow, p, dt: float,
+                       overwrite: bool = False) -> tuple[Tensor, LIFFeedForwardState]:
+    """Tangent rows (R, n, B, F) of `lif_window`'s spikes for current tangents dx, from the
+    tangent state (dv, di): du_d(t) = alpha di'_t + (1 - alpha) carry(t-1) du_d(t-1),
+    dz = D du_d. ONE surrogate derivative per step is shared by all rows (for Stein: the jvp
+    with that noise held fixed). `overwrite` as for `lif_window`."""
+    alpha, keep = decay_factors(p, dt)
+    drive = _leaky_scan(dx, state.i, keep, overwrite)
+    i = keep * drive[..., -1, :, :]
+    drive.mul_(alpha)  # now du_d, filled forwards in time
+    steps, carries = drive.unbind(-3), window.carry.unbind(-3)
+    steps[0].add_(state.v, alpha=1 - alpha)
+    for t in range(1, len(steps)):
+        steps[t].addcmul_(steps[t - 1], carries[t - 1], value=1 - alpha)
+    v = steps[-1] * carries[-1]
+    return drive.mul_(window.derivative), LIFFeedForwardState(v=v, i=i)
+
+
 class Factors(NamedTuple):
     """The constant factors of a step, formed once per pass: the same 0-d products dt * tau^-1
     the step forms (so values stay bit-identical), and what the row steps derive from them."""
@@ -87,60 +243,6 @@ def step_factors(p, dt: float, like: Tensor) -> Factors:
                    one=torch.ones((), dtype=like.dtype, device=like.device),
                    leak_zero=bool(p.v_leak == 0),
                    reset_to_zero=bool(getattr(p, "v_reset", 0) == 0))  # LI readouts have none
-
-
-class TangentState(NamedTuple):
-    """A layer's state (v, i) and its live tangent rows (dv, di), N rows leading (None: none)."""
-
-    v: Tensor
-    i: Tensor
-    dv: Tensor | None
-    di: Tensor | None
-
-
-def tangent_rest(like: Tensor, p, live: int) -> TangentState:
-    """The rest state shaped like `like`, with `live` zero tangent rows."""
-    v, i = rest_state(LIState, like, p)
-    rows = like.new_zeros(live, *like.shape) if live else None
-    return TangentState(v, i, rows, None if rows is None else torch.zeros_like(rows))
-
-
-def _integrate_tangent(current: Tensor, dcurrent: Tensor | None, s: TangentState, p,
-                       f: Factors) -> tuple[Tensor, TangentState]:
-    """`li_step` with the factors formed once, and its tangent rows: (v, new state)."""
-    i_new = s.i + current
-    v_decayed = s.v + f.alpha_mem * ((p.v_leak - s.v) + i_new)
-    i_decayed = i_new + f.minus_alpha_syn * i_new
-    if s.dv is None:
-        return v_decayed, TangentState(v_decayed, i_decayed, None, None)
-    di_new = s.di + dcurrent
-    return v_decayed, TangentState(v_decayed, i_decayed, torch.lerp(s.dv, di_new, f.lerp_weight),
-                                   di_new * f.keep_syn)
-
-
-def li_tangent_step(current: Tensor, dcurrent: Tensor | None, state: TangentState, p,
-                    f: Factors) -> tuple[tuple[Tensor, Tensor | None], TangentState]:
-    """`li_step` and its tangents: ((v, dv), state)."""
-    v, state = _integrate_tangent(current, dcurrent, state, p, f)
-    return (v, state.dv), state
-
-
-def lif_tangent_step(current: Tensor, dcurrent: Tensor | None, state: TangentState, p,
-                     f: Factors, surrogate) -> tuple[tuple[Tensor, Tensor | None], TangentState]:
-    """`lif_step` and its tangents: ((z, dz), state). A spike's tangent is D(u) dv with ONE
-    surrogate derivative per step shared by all rows (for Stein: the jvp with that noise
-    held fixed)."""
-    v_decayed, s = _integrate_tangent(current, dcurrent, state, p, f)
-    u = v_decayed - p.v_th
-    z = heaviside(u)
-    not_z = 1 - z
-    v = not_z * v_decayed + z * p.v_reset
-    if s.dv is None:
-        return (z, None), s._replace(v=v)
-    derivative = surrogate.derivative(u)  # one draw, shared by all tangent rows
-    # v = (1 - z) v_decayed + z v_reset  =>  dv = (1 - z) dv_decayed + dz (v_reset - v_decayed)
-    dv = s.dv * (not_z + derivative * (p.v_reset - v_decayed))
-    return (z, derivative * s.dv), s._replace(v=v, dv=dv)
 
 
 def integrate_(current: Tensor, state: LIState, p, f: Factors, scratch: Tensor) -> Tensor:
