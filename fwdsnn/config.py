@@ -19,7 +19,7 @@ import yaml
 
 from fwdsnn import limits
 from fwdsnn.pdes import ParameterError
-from fwdsnn.registry import FAMILIES, family_module
+from fwdsnn.registry import FAMILIES, MODEL_KINDS, family_module, model_kind
 
 SCHEMA = ("schemas", "config.schema.yaml")  # package data, so an installed fwdsnn validates too
 
@@ -242,9 +242,6 @@ def _check_memory(config: dict, schema: dict) -> None:
         raise ConfigError(f"config key '{err.key}': {err.reason}") from None
 
 
-POINTWISE_MODELS = {"spiking_mlp"}  # learn function targets; the others learn operators
-
-
 def _check_experiment(config: dict, index: int, experiment: dict, schema: dict | None) -> None:
     where = f"experiments.{index}"
     for section, name in [("targets", experiment["target"]), ("models", experiment["model"]),
@@ -255,10 +252,11 @@ def _check_experiment(config: dict, index: int, experiment: dict, schema: dict |
                               f"(defined: {', '.join(config[section]) or 'none'})")
     kind = config["models"][experiment["model"]]["kind"]
     family = config["targets"][experiment["target"]]["family"]
-    if (family == "function") != (kind in POINTWISE_MODELS):
+    pointwise = [name for name, entry in MODEL_KINDS.items() if entry["layout"] == "pointwise"]
+    if (family == "function") != (model_kind(kind)["layout"] == "pointwise"):
         raise ConfigError(f"config key '{where}.model': a {kind} cannot learn target "
-                          f"{experiment['target']!r} of family {family} (spiking_mlp learns function "
-                          "targets; spiking_deeponet and spiking_seponet learn operator targets)")
+                          f"{experiment['target']!r} of family {family} ({', '.join(pointwise)} "
+                          "learn function targets; the other model kinds learn operator targets)")
     for method in experiment["methods"]:
         train_settings(config, experiment, method, schema, where=where)
         method_settings(config, experiment, method, schema, where=where)

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fwdsnn.registry import model_kind
+
 FLOAT64, FLOAT32 = 8, 4
 WORKING_COPIES = 4          # solver output, float32 copy, training's float64 copy, normalised
 HISTORY_BYTES_PER_STEP = 256  # five Python floats per step in lists, then their arrays
@@ -128,10 +130,12 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
     ``train`` setting (an experiment's override, a method's, the top level)."""
     width, depth, steps = ((key("model", n), model[n]) for n in ("width", "depth", "steps"))
     batch = (key("train", "batch"), train["batch"])
-    kind = model["kind"]
+    kind = model_kind(model["kind"])
+    layout = kind["layout"]
     axes = [value for _, value in _grid("", target)]
-    subnets = {"spiking_mlp": 1, "spiking_deeponet": 2}.get(kind, 1 + len(axes))
-    fan_out = {"spiking_deeponet": "latent", "spiking_seponet": "rank"}.get(kind)
+    # sub-networks per layout: one chain; branch + trunk; branch + one trunk per axis
+    subnets = {"pointwise": 1, "deeponet": 2}.get(layout, 1 + len(axes))
+    fan_out = kind["outputs"]
     outputs = (key("model", fan_out), model[fan_out]) if fan_out else ("outputs", 1)
     inputs = ((key("target", "n_sensors"), target["n_sensors"]) if "n_sensors" in target
               else ("inputs", len(axes)))
@@ -151,9 +155,9 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
     else:
         kept, state = (steps, ("live layers", 2)), FLOAT32
     terms.append(Term("LIF states of a batch", state, (*kept, width, batch, rows)))
-    if kind != "spiking_mlp":
+    if layout != "pointwise":
         # a DeepONet's trunk runs on every grid point, a SepONet's trunks on each axis
-        trunk = math.prod(axes) if kind == "spiking_deeponet" else sum(axes)
+        trunk = math.prod(axes) if layout == "deeponet" else sum(axes)
         terms += [Term("trunk states on the grid", state,
                        (*kept, width, ("trunk points", trunk), rows)),
                   Term("output on the batch", FLOAT32 * 4,

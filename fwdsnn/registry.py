@@ -1,5 +1,5 @@
-"""Where each name the config may use is implemented: target families and gradient estimators,
-as import paths rather than imports.
+"""Where each name the config may use is implemented: target families, model kinds and gradient
+estimators, as import paths rather than imports.
 
 No torch, and no stage module imports it: a job's code fingerprint covers the modules its stage
 imports, so a stage that read this table would rerun every job whenever a name is registered.
@@ -29,6 +29,18 @@ ESTIMATORS = {
 }
 
 
+# Model kinds the config may name: the class, the problem layout its inputs follow
+# (fwdsnn.data: pointwise inputs, or a DeepONet's / SepONet's sensors and coordinates), and the
+# model setting that sizes its sub-networks' outputs (None: the target's own outputs).
+MODEL_KINDS = {
+    "spiking_mlp": {"class": "fwdsnn.snn.models:SpikingMLP", "layout": "pointwise", "outputs": None},
+    "spiking_deeponet": {"class": "fwdsnn.snn.models:SpikingDeepONet", "layout": "deeponet",
+                         "outputs": "latent"},
+    "spiking_seponet": {"class": "fwdsnn.snn.models:SpikingSepONet", "layout": "seponet",
+                        "outputs": "rank"},
+}
+
+
 def _entry(table: dict[str, str], what: str, name: str) -> str:
     try:
         return table[name]
@@ -39,6 +51,11 @@ def _entry(table: dict[str, str], what: str, name: str) -> str:
 def family_module(family: str) -> ModuleType:
     """The solver module of a target family (see fwdsnn.pdes)."""
     return import_module(_entry(FAMILIES, "target family", family))
+
+
+def model_kind(kind: str) -> dict:
+    """What the config's checks need of model kind ``kind`` (see MODEL_KINDS), without torch."""
+    return _entry(MODEL_KINDS, "model kind", kind)
 
 
 def estimator_module(name: str) -> str:

@@ -4,7 +4,11 @@ and weight perturbation, converts, emulates, exports to NIR and counts its energ
 edit to fwdsnn; its tangents are exact forward-mode AD and its WP rows are the model's
 outputs with the perturbed parameters loaded."""
 
+import ast
+import importlib
+import inspect
 import math
+from pathlib import Path
 
 import nir
 import numpy as np
@@ -13,6 +17,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp
 
+import fwdsnn
 from fwdsnn import io
 from fwdsnn.config import target_params
 from fwdsnn.data import Affine, make_problem
@@ -199,3 +204,53 @@ def test_counts_its_energy():
     np.testing.assert_array_equal(ds["evaluations"], [1] * 6 + [20] * 3)
     assert int(ds["combination_mac"]) == 2 * 5 * 20
     assert float(ds["energy_ratio"]) > 0
+
+
+def test_registry_model_kinds_match_their_classes():
+    """The torch-free table config checks read (layout, output-size key) says what the class
+    does: its kind, its layout, and the model setting from_config sizes the outputs with."""
+    from fwdsnn.registry import MODEL_KINDS
+    from fwdsnn.snn.models import model_class
+    for kind, entry in MODEL_KINDS.items():
+        module, attr = entry["class"].split(":")
+        cls = getattr(importlib.import_module(module), attr)
+        assert cls is model_class(kind) and cls.kind == kind and cls.layout == entry["layout"]
+        source = inspect.getsource(cls.from_config)
+        assert (entry["outputs"] is None) == ("cfg[" not in source), kind
+        if entry["outputs"]:
+            assert f'cfg["{entry["outputs"]}"]' in source, kind
+
+
+def _dispatch_literals(tree: ast.AST) -> list[str]:
+    """String constants compared with (==, in, a set of them) or used as dict keys."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            parts = [node.left, *node.comparators]
+        elif isinstance(node, ast.Dict):
+            parts = [key for key in node.keys if key is not None]
+        else:
+            continue
+        for part in parts:
+            for leaf in ast.walk(part):
+                if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str):
+                    found.append(leaf.value)
+    return found
+
+
+def test_no_model_kind_dispatch_outside_the_models_package():
+    """No module but the model classes and the registry compares a model kind name or keys a
+    table by one: a new kind is one class (plus its registry entry for the config)."""
+    from fwdsnn.registry import MODEL_KINDS
+    package = Path(fwdsnn.__file__).parent
+    allowed = {package / "snn" / "models.py", package / "registry.py"}
+    offenders = {}
+    for path in package.rglob("*.py"):
+        if path in allowed:
+            continue
+        kinds = set(_dispatch_literals(ast.parse(path.read_text()))) & set(MODEL_KINDS)
+        if kinds:
+            offenders[str(path.relative_to(package))] = sorted(kinds)
+    assert not offenders, offenders
+    assert set(_dispatch_literals(ast.parse('k in {"spiking_mlp"} or {"spiking_seponet": 1}'))) \
+        == {"spiking_mlp", "spiking_seponet"}  # the check sees both forms
