@@ -53,16 +53,24 @@ def copy_workflow(dest: Path, with_package: bool = False) -> Path:
 
 
 def register_toy_entries(package: Path) -> list[Path]:
-    """Register a family and an estimator in a copy of the package (fwdsnn/ under a scratch
-    directory), as a contributor would: one line each in registry.py and a module each.
-    Returns the new modules."""
+    """Register a family, an estimator and a model kind in a copy of the package (fwdsnn/
+    under a scratch directory), as a contributor would: one entry each in registry.py (and the
+    schema's kind enum) and a module each. Returns the new modules."""
     registry = package / "registry.py"
+    kind = '"toy_deeponet": {"class": "fwdsnn.snn.toy:ToyDeepONet", "layout": "deeponet", "outputs": "latent"},'
     registry.write_text(registry.read_text()
                         .replace("FAMILIES = {\n", 'FAMILIES = {\n    "toy": "fwdsnn.pdes.toy",\n')
-                        .replace("ESTIMATORS = {\n", 'ESTIMATORS = {\n    "toy": "fwdsnn.grad.toy:Toy",\n'))
+                        .replace("ESTIMATORS = {\n", 'ESTIMATORS = {\n    "toy": "fwdsnn.grad.toy:Toy",\n')
+                        .replace("MODEL_KINDS = {\n", f"MODEL_KINDS = {{\n    {kind}\n"))
+    schema = package / "schemas" / "config.schema.yaml"
+    schema.write_text(schema.read_text().replace("enum: [spiking_mlp, spiking_deeponet, spiking_seponet]",
+                                                 "enum: [spiking_mlp, spiking_deeponet, spiking_seponet, toy_deeponet]"))
     modules = {package / "pdes" / "toy.py": "from fwdsnn.pdes.dataset import operator_dataset\n",
                package / "grad" / "toy.py": "from fwdsnn.grad.base import Estimator\n\n\n"
-                                            "class Toy(Estimator):\n    pass\n"}
+                                            "class Toy(Estimator):\n    pass\n",
+               package / "snn" / "toy.py": "from fwdsnn.snn.models import SpikingDeepONet\n\n\n"
+                                           "class ToyDeepONet(SpikingDeepONet):\n"
+                                           "    kind = \"toy_deeponet\"\n"}
     for path, text in modules.items():
         path.write_text(text)
     return list(modules)

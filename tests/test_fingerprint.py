@@ -103,7 +103,7 @@ def package_copy(tmp_path, monkeypatch):
     sys.modules.update(saved)
 
 
-def test_registering_a_family_or_an_estimator_reruns_no_job(package_copy):
+def test_registering_a_family_an_estimator_or_a_model_kind_reruns_no_job(package_copy):
     before = job_fingerprints()
     assert {"fwdsnn.tables", "fwdsnn.hardware.stage", "reference/heat1d", "train/forward"} <= set(before)
     register_toy_entries(package_copy)

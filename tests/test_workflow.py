@@ -218,15 +218,17 @@ def test_nothing_to_do_after_a_run(quick_study):
     assert planned_outputs(snakemake(quick_study, "-n", *OVERLAY)) == []
 
 
-def test_registering_a_family_and_an_estimator_reruns_nothing(quick_study):
-    registry = quick_study / "fwdsnn" / "registry.py"
-    original = registry.read_text()
+def test_registering_a_family_an_estimator_and_a_model_kind_reruns_nothing(quick_study):
+    edited = [quick_study / "fwdsnn" / name for name in ("registry.py", "schemas/config.schema.yaml")]
+    originals = [path.read_text() for path in edited]
     added = []
     try:
         added = register_toy_entries(quick_study / "fwdsnn")
+        assert "toy_deeponet" in edited[0].read_text() and "toy_deeponet" in edited[1].read_text()
         assert planned_outputs(snakemake(quick_study, "-n", *OVERLAY)) == []
     finally:
-        registry.write_text(original)
+        for path, text in zip(edited, originals):
+            path.write_text(text)
         for path in added:
             path.unlink()
 
