@@ -146,7 +146,8 @@ class ActivityPerturbation(DirectionalEstimator):
         params, grads = dict(model.named_parameters()), {}
         for group in groups:
             v = {name: self.draw(params[name]) for name in group}
-            slopes = sum((v[name] * exact[name]).flatten(1).sum(1) for name in group)
+            slopes = sum((v[name] * exact[name]).reshape(self.directions, -1).sum(1)
+                         for name in group)
             grads.update({name: torch.tensordot(slopes, v[name], dims=1) / self.directions
                           for name in group})
         return grads
