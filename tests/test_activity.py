@@ -40,7 +40,7 @@ def problem(kind, cfg=FAST, seed=1, **changes):
 
 
 def lif_linears(model) -> dict[str, list[str]]:
-    """Every LIF layer's input Linear -> its weight and bias names."""
+    """Every hidden layer's input Linear (LIF, or tanh in the twin) -> its weight and bias names."""
     readouts = set(readout_parameters(model))
     layers = {}
     for name, _ in model.named_parameters():
@@ -124,7 +124,9 @@ def test_exact_readout_gradient_equals_bptt(kind, decode):
             assert relative(model.get_parameter(name).grad, reference[name]) < 1e-10, name
 
 
-def test_exact_readout_of_the_tanh_twin():
+def test_the_tanh_twin_without_time():
+    """The ANN twin (`spiking: false`): its layers have no time, so each row's noise is one draw
+    per example and neuron; the readout is exact for both estimators."""
     torch.manual_seed(4)
     model = small("spiking_deeponet", None, spiking=False).double()
     args = inputs("spiking_deeponet")
@@ -133,6 +135,10 @@ def test_exact_readout_of_the_tanh_twin():
     ForwardGradient(method(readout="exact"), torch.Generator()).estimate(model, args, target)
     for name in readout_parameters(model):
         assert relative(model.get_parameter(name).grad, reference[name]) < 1e-10, name
+    _, estimated = estimate(model, args, target, [], method(scope="global", directions=20000))
+    for layer, names in lif_linears(model).items():
+        a, b = flat(estimated[n] for n in names), flat(reference[n] for n in names)
+        assert (a @ b / (a.norm() * b.norm())).item() >= 0.99, layer
 
 
 def test_forward_gradient_with_exact_readout_draws_directions_for_the_rest_only():
