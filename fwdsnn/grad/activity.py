@@ -44,14 +44,16 @@ class LayerNoise(NamedTuple):
 
 
 class Perturbed(NamedTuple):
+    """A sub-network's pass: its output, tangent rows and filtered spikes, and its layers' sums."""
+
     traced: Traced
     layers: list[LayerNoise]
 
 
 class ActivityPlan(TracedPlan):
-    """The tangent rows of `TracedPlan` with no weight tangents: rows join at an LIF layer's
-    input Linear with dz = u (global scope: one set of rows from the first Linear on, every
-    later LIF Linear adding its own u to W dx)."""
+    """The tangent rows of `TracedPlan` with no weight tangents (`run_subnets` passes no
+    blocks): rows join at an LIF layer's input Linear with dz = u (global scope: one set of
+    rows from the first Linear on, every later LIF Linear adding its own u to W dx)."""
 
     def __init__(self, net, prefix: str, blocks, rows, *, sample, directions: int, scope: str):
         super().__init__(net, prefix, (), [])
