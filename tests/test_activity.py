@@ -1,7 +1,8 @@
 """Activity perturbation and the exact forward-only readout gradient: the estimate is unbiased
 for BPTT's gradient (layer by layer, every model kind, both scopes, analytic and Stein
-surrogates), the readout gradient is exact, memory does not grow with T, a seed replays an
-estimate, and bad settings name their key."""
+surrogates), the readout gradient is exact, memory does not grow with T (and the dry run's
+estimate counts what it keeps), a seed replays an estimate, bad settings name their key, and
+it trains through `fwdsnn.train`."""
 
 import json
 import subprocess
@@ -11,12 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from fwdsnn import io
 from fwdsnn.config import ConfigError, validate_config
 from fwdsnn.grad.activity import ActivityPerturbation
 from fwdsnn.grad.base import mse
 from fwdsnn.grad.forward import ForwardGradient
 from fwdsnn.grad.readout import readout_parameters
+from fwdsnn.limits import run_terms
+from fwdsnn.registry import estimator_class
 from fwdsnn.snn.spike import make_surrogate
+from fwdsnn.train import run_training
 from test_forward_gradient import KINDS, bptt_gradient, own_surrogates, relative, reseed
 from test_models import SURROGATES, inputs, small
 
@@ -240,3 +245,39 @@ def test_memory_does_not_grow_with_steps():
     peaks = json.loads(proc.stdout.strip().splitlines()[-1])
     assert peaks["long"] - peaks["short"] < 24, peaks
     assert peaks["history"] - peaks["long"] > 64, peaks
+
+
+def test_memory_estimate_counts_the_per_example_sums():
+    """The dry run's estimate (fwdsnn.limits) holds activity's sums, which grow with the
+    examples a sub-network sees (a DeepONet's trunk: every grid point)."""
+    target = {"family": "heat1d", "nx": 101, "nt": 101, "n_sensors": 101}
+    model = {"kind": "spiking_deeponet", "width": 64, "depth": 2, "steps": 32, "latent": 64}
+    train = {"batch": 20, "steps": 100}
+
+    def sums(directions):
+        method = {"estimator": "activity", "directions": directions}
+        terms = run_terms(target, model, method, train, lambda *names: ".".join(names))
+        return [t.bytes for t in terms if t.what == "per-example noise sums"]
+
+    assert sums(1) == [4 * 2 * 64 * 64 * (20 + 101 * 101)] and sums(2)[0] == 2 * sums(1)[0]
+
+
+def test_training_with_activity_perturbation_reduces_the_loss(parabola, tmp_path):
+    settings = validate_config({
+        "targets": {"p": {"family": "function", "expression": "x**2", "domain": [[-1, 1]]}},
+        "models": {"mlp": {"kind": "spiking_mlp", "width": 16, "depth": 2, "steps": 8,
+                           "window": 4}},
+        "methods": {"ap": {"estimator": "activity", "surrogate": {"kind": "fast_sigmoid"}}},
+        "train": {"steps": 300, "eval_every": 150, "checkpoint_every": 1000, "batch": 32,
+                  "lr": 0.03},
+        "experiments": [{"target": "p", "model": "mlp", "methods": ["ap"]}]})
+    outputs = {name: tmp_path / f"{name}.nc" for name in ("model", "history", "prediction")}
+    status = run_training(parabola, settings["models"]["mlp"], settings["methods"]["ap"],
+                          settings["train"], seed=0, device="cpu", outputs=outputs,
+                          estimator=estimator_class("activity"))
+    history = io.read_dataset(outputs["history"])
+    loss = history["loss"].values
+    assert status == "completed"
+    assert loss[-50:].mean() < 0.1 * loss[:50].mean()
+    assert history["test_rel_l2_mean"].values[-1] < 0.2, history["test_rel_l2_mean"].values
+    assert history["forward_passes"].values[0] == 1 + 2  # one row per LIF layer
