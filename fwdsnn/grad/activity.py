@@ -55,9 +55,10 @@ class ActivityPlan(TracedPlan):
     blocks): rows join at an LIF layer's input Linear with dz = u (global scope: one set of
     rows from the first Linear on, every later LIF Linear adding its own u to W dx)."""
 
-    def __init__(self, net, prefix: str, blocks, rows, *, sample, directions: int, scope: str):
+    def __init__(self, net, prefix: str, blocks, rows, *, draw, directions: int, scope: str):
+        """`draw(like)`: `directions` noise rows (K, *like.shape) in like's dtype and device."""
         super().__init__(net, prefix, (), [])
-        self.sample, layers = sample, len(net.linears)
+        self.draw, layers = draw, len(net.linears)
         if scope == "layer":
             self.noisy = [slice(k * directions, (k + 1) * directions) for k in range(layers)]
             self.live = [directions * (k + 1) for k in range(layers)] + [directions * layers]
@@ -72,7 +73,7 @@ class ActivityPlan(TracedPlan):
         if k == len(self.noisy):
             return y, dy
         rows = dy[self.noisy[k]]
-        u = self.sample(rows.shape, y)
+        u = self.draw(rows[0])
         joined = value[1] is None or self.noisy[k].start >= value[1].shape[0]
         if joined:
             rows.copy_(u)
@@ -110,7 +111,7 @@ class ActivityPerturbation(DirectionalEstimator):
         self.readout = readout_setting(method, "exact")
 
     def estimate(self, model: torch.nn.Module, inputs: tuple, target: torch.Tensor) -> Estimate:
-        plan = partial(ActivityPlan, sample=self.sample, directions=self.directions,
+        plan = partial(ActivityPlan, draw=self.draw, directions=self.directions,
                        scope=self.scope)
         with torch.no_grad():
             runs = run_subnets(model, inputs, plan, (), [])

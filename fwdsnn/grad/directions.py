@@ -37,16 +37,13 @@ class DirectionalEstimator(Estimator):
         return layers if self.scope == "layer" else [[name for names in layers for name in names]]
 
     def draw(self, parameter: torch.Tensor) -> torch.Tensor:
-        """K directions (K, *shape) for a parameter (`sample`)."""
-        return self.sample((self.directions, *parameter.shape), parameter)
-
-    def sample(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """Entries N(0, 1) or +-1 of `shape` in `like`'s dtype, drawn on the generator's device
-        (so a re-seeded generator replays them) and moved to `like`'s."""
+        """K directions (K, *shape), entries N(0, 1) or +-1, drawn on the generator's device
+        (so a re-seeded generator replays them) and moved to the parameter's."""
+        shape = (self.directions, *parameter.shape)
         device = self.generator.device
         if self.distribution == "gaussian":
-            v = torch.randn(shape, generator=self.generator, dtype=like.dtype, device=device)
+            v = torch.randn(shape, generator=self.generator, dtype=parameter.dtype, device=device)
         else:
             bits = torch.randint(0, 2, shape, generator=self.generator, device=device)
-            v = bits.to(like.dtype) * 2 - 1
-        return v.to(like.device)
+            v = bits.to(parameter.dtype) * 2 - 1
+        return v.to(parameter.device)
