@@ -45,7 +45,7 @@ def decode_weights(net) -> Tensor:
     (1 / count) sum over the decoded steps t >= s of the LI impulse response H[t, s]. The
     response comes from `li_window` itself, a window at a time."""
     steps, p, dt = net.steps, net.li.p, net.li.dt
-    impulse = torch.zeros(steps, 1, 1, dtype=torch.float64)
+    impulse = torch.zeros(steps, 1, 1, dtype=torch.float64, device=p.v_leak.device)
     impulse[0] = 1.0
     state, responses = None, []
     for chunk in impulse.split(WINDOW_STEPS):
@@ -53,7 +53,7 @@ def decode_weights(net) -> Tensor:
         responses.append(v.flatten() - p.v_leak)
     total = torch.cat(responses).cumsum(0)  # total[m] = H[0, 0] + ... + H[m, 0]
     first, count = decode_window(steps, net.decode, net.window)
-    lag = first - 1 - torch.arange(steps)  # steps before the decode window, seen from s
+    lag = first - 1 - torch.arange(steps, device=total.device)  # steps before the window
     before = torch.where(lag >= 0, total[lag.clamp(min=0)], 0.0)
     return (total.flip(0) - before) / count
 
