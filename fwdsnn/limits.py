@@ -11,7 +11,8 @@ fine GRF grid and spectral grid, in float64 with a few working copies, plus the 
 covariance matrix and Cholesky factor.
 
 A training run: the parameters with their gradient, Adam moments and the estimator's rows
-(K tangents for forward, 2K weight sets for perturbation); the LIF states of the batch
+(K tangents for forward, 2K weight sets for perturbation, K per LIF layer for activity, which
+also keeps per-example sums of every LIF layer's size on every example); the LIF states of the batch
 (every layer and time step for backprop, two layers' stacked outputs for the forward-only
 estimators), and a DeepONet's or SepONet's trunks on the grid; the network's output on the
 batch; the reference data it loads; and the history of every step. The gradient diagnostics
@@ -139,9 +140,10 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
     outputs = (key("model", fan_out), model[fan_out]) if fan_out else ("outputs", 1)
     inputs = ((key("target", "n_sensors"), target["n_sensors"]) if "n_sensors" in target
               else ("inputs", len(axes)))
-    rows = ("estimator rows", 1) if method["estimator"].startswith("backprop") else (
+    estimator = method["estimator"]
+    rows = ("estimator rows", 1) if estimator.startswith("backprop") else (
         key("method", "directions"),
-        method["directions"] * (2 if method["estimator"] == "perturbation" else 1))
+        method["directions"] * {"perturbation": 2, "activity": depth[1]}.get(estimator, 1))
     per_param = FLOAT32 * (4 + rows[1])  # value, gradient, two Adam moments, the estimator's rows
     terms = [
         Term("hidden weights", per_param * subnets, (depth, width, width)),
@@ -162,6 +164,13 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
                        (*kept, width, ("trunk points", trunk), rows)),
                   Term("output on the batch", FLOAT32 * 4,
                        (batch, ("grid points", math.prod(axes)), rows))]
+    if estimator == "activity":
+        # sums of u x^T per LIF layer, row and sub-network example: the batch, every trunk point
+        trunk_points = 0 if layout == "pointwise" else (
+            math.prod(axes) if layout == "deeponet" else sum(axes))
+        terms.append(Term("per-example noise sums", FLOAT32,
+                          (depth, width, width, (key("method", "directions"), method["directions"]),
+                           ("examples", batch[1] + trunk_points))))
     terms.append(Term("history of every step", HISTORY_BYTES_PER_STEP,
                       ((key("train", "steps"), train["steps"]),)))
     return terms

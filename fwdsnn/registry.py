@@ -26,6 +26,7 @@ ESTIMATORS = {
     "backprop-norse": "fwdsnn.grad.backprop:Backprop",
     "forward": "fwdsnn.grad.forward:ForwardGradient",
     "perturbation": "fwdsnn.grad.perturbation:WeightPerturbation",
+    "activity": "fwdsnn.grad.activity:ActivityPerturbation",
 }
 
 

@@ -47,11 +47,19 @@ def propagate(model: SpikingModel, inputs: tuple, tangents: Mapping[str, Tensor]
     """(model(*inputs), its tangents (N, *output.shape)) for tangents of the parameters."""
     blocks = [tangents] if isinstance(tangents, Mapping) else list(tangents)
     rows = block_rows(model, blocks)
-    pairs = run_subnets(model, inputs, _Plan, blocks, rows)
-    outputs = {name: y for name, (y, _) in pairs.items()}
+    pairs = run_subnets(model, inputs, TangentPlan, blocks, rows)
+    return combine_tangents(model, {name: y for name, (y, _) in pairs.items()},
+                            {name: dy for name, (_, dy) in pairs.items()}, blocks, rows)
+
+
+def combine_tangents(model: SpikingModel, outputs: dict[str, Tensor],
+                     tangents: dict[str, Tensor | None], blocks: Blocks, rows: list[int]
+                     ) -> tuple[Tensor, Tensor]:
+    """(model output, its tangents (N, *output.shape)) from the sub-networks' outputs and
+    output tangents, with the scalars' rows taken from the blocks."""
     scalars = model.scalars()
     output = model.combine(outputs, scalars)
-    tangent = model.combine_tangent(outputs, {name: dy for name, (_, dy) in pairs.items()},
+    tangent = model.combine_tangent(outputs, tangents,
                                     {name: _scalar(blocks, rows, name) for name in scalars})
     if tangent is None:
         tangent = output.new_zeros(sum(rows), *output.shape)
@@ -66,7 +74,7 @@ def mse_tangent(prediction: Tensor, tangents: Tensor, target: Tensor) -> tuple[T
     return loss, torch.mean(2.0 * (prediction - target) * tangents, dim=dims)
 
 
-class _Plan(JoinPlan):
+class TangentPlan(JoinPlan):
     """The tangent row algebra for `rows.interpret`: values are (primal, live tangent rows or
     None). Rows live before Linear k get W dx, joining rows start from dW x + db alone; rows
     of blocks absent from this network are zero."""
