@@ -28,13 +28,14 @@ from fwdsnn.hardware.convert import convert
 from fwdsnn.hardware.emulator import emulate
 from fwdsnn.hardware.energy import operation_counts
 from fwdsnn.hardware.format import read_fixed, write_fixed
-from fwdsnn.hardware.nir_export import model_graph, simulate
+from fwdsnn.hardware.nir_export import model_graph
 from fwdsnn.reference import write_reference
 from fwdsnn.registry import estimator_class, family_module
 from fwdsnn.snn.lif import bare_spikes
 from fwdsnn.snn.models import CompositeModel, Feed, SpikingMLP, build_model, model_class
 from fwdsnn.snn.record import record_spikes
 from fwdsnn.snn.spike import make_surrogate
+from nir_reader import simulate
 
 MLP = {"width": 16, "depth": 2, "steps": 16, "gain": 9.0, "decode": "mean", "window": 8,
        "neuron": {}}

@@ -8,11 +8,12 @@ import torch
 
 from fwdsnn import io
 from fwdsnn.data import Affine
-from fwdsnn.hardware.nir_export import export_nir, simulate
+from fwdsnn.hardware.nir_export import export_nir
 from fwdsnn.snn.lif import bare_spikes
 from fwdsnn.snn.models import build_model
 from fwdsnn.snn.spike import make_surrogate
 from fwdsnn.weights import model_dataset
+from nir_reader import simulate
 from test_models import SMALL, SURROGATES, inputs
 
 # off the defaults, so a swapped or inverted constant shows

@@ -25,7 +25,8 @@ v_(k-1)) + I_k). Spikes: z = v > v_threshold (strict), then v = v_reset (reset t
 NIR's CubaLIF says). Read with unit-area Dirac spikes instead, the same dynamics need w_in =
 tau_syn (in seconds): the two readings differ by the factor dt, which NIR does not store.
 
-What NIR cannot express, kept in the graph metadata (and honoured by `simulate`): dt and the
+What NIR cannot express, kept in the graph metadata (and honoured by the tests' NIR reader,
+`tests/nir_reader.py`): dt and the
 number of steps; the encoding (the Input value passes the first Affine and is held as a
 constant current for all steps); the initial state (v = v_leak, I = 0); the decode (the LI
 voltage averaged over the last `window` steps, or taken at the last one); the input and
@@ -132,39 +133,6 @@ def model_graph(model: SpikingModel, inputs: dict, output) -> nir.NIRGraph:
                     **{name: value.item() for name, value in scalars.items()},
                     feeds_json=json.dumps(feeds))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
-
-
-def simulate(graph: nir.NIRGraph, x: np.ndarray) -> np.ndarray:
-    """Run one exported chain graph (an MLP or one operator sub-network) on (B, in) inputs
-    with Norse's Euler scheme at the graph's dt; returns the decoded (B, out) output.
-
-    A reader of the file alone, as an importer would be: the check that the graph and its
-    metadata say everything the network computes."""
-    meta = graph.metadata
-    dt, steps, window = float(meta["dt"]), int(meta["steps"]), int(meta["window"])
-    following = dict(graph.edges)
-    chain, name = [], following["input"]
-    while name != "output":
-        chain.append(graph.nodes[name])
-        name = following[name]
-    state = {id(node): [np.zeros((len(x), node.v_leak.size)), node.v_leak + np.zeros((len(x), 1))]
-             for node in chain if isinstance(node, (nir.CubaLIF, nir.CubaLI))}
-    voltages = []
-    for _ in range(steps):
-        h = x
-        for node in chain:
-            if isinstance(node, nir.Affine):
-                h = h @ node.weight.T + node.bias
-                continue
-            current, v = state[id(node)]
-            current += dt / node.tau_syn * (node.w_in * h - current)
-            v += dt / node.tau_mem * ((node.v_leak - v) + node.r * current)
-            h = v.copy()  # v changes in place next step
-            if isinstance(node, nir.CubaLIF):
-                h = (v > node.v_threshold).astype(v.dtype)
-                v[:] = np.where(h > 0, node.v_reset, v)
-        voltages.append(h)
-    return np.mean(voltages[-window:], axis=0)
 
 
 def export_nir(model_path, out_path) -> Path:
