@@ -8,8 +8,8 @@ Every pass over the network steps through here, so the passes cannot drift apart
   `li_feed_forward_step` (bit-identical);
 - `lif_window` / `li_window`: a layer over a window of n steps at once (time at dim -3, any
   leading row dimensions), for the passes that are bound by per-op overhead: the synaptic
-  current and the LI voltage are linear recursions, done as one (n, n) matmul over time
-  (`_leaky_scan`); only the threshold and reset of the LIF voltage are stepped, three ops a
+  current and the LI voltage are linear recursions, done as one (n, n) matmul over time or
+  stepped in place for large rows (`_leaky_scan`); only the threshold and reset of the LIF voltage are stepped, three ops a
   step. `lif_window` also returns what derivative passes need (`LIFWindow`): the adjoint of
   BPTT (`fwdsnn.snn.adjoint`) and the forward-mode tangents (`lif_tangent_window`,
   `li_tangent_window`, the same recursions on tangent rows);
@@ -79,14 +79,20 @@ def decay_factors(p, dt: float) -> tuple[float, float]:
     return float(dt * p.tau_mem_inv), float(1 - dt * p.tau_syn_inv)
 
 
+def _lower_toeplitz(response: Tensor) -> Tensor:
+    """(n, n) matrix M[t, s] = response[t - s] for s <= t, else 0: a causal, time-invariant
+    linear map over n steps from its impulse response."""
+    lag = torch.arange(len(response)).unsqueeze(1) - torch.arange(len(response))
+    return torch.where(lag >= 0, response[lag.clamp(min=0)], 0.0)
+
+
 @lru_cache(maxsize=64)
 def _decay_kernel(steps: int, decay: float, dtype: torch.dtype, device: torch.device
                   ) -> tuple[Tensor, Tensor, Tensor]:
     """(L, powers, gains), formed in float64: L[t, s] = decay^(t - s) for s <= t (else 0),
     powers[t] = decay^t, gains[t] = sum of powers up to t; powers and gains as (steps, 1, 1)."""
     powers = torch.full((steps,), decay, dtype=torch.float64).cumprod(0) / decay
-    lag = torch.arange(steps).unsqueeze(1) - torch.arange(steps)
-    kernel = torch.where(lag >= 0, powers[lag.clamp(min=0)], 0.0)
+    kernel = _lower_toeplitz(powers)
     columns = powers.view(steps, 1, 1)
     return tuple(t.to(dtype=dtype, device=device) for t in (kernel, columns, columns.cumsum(0)))
 
@@ -140,9 +146,7 @@ def _li_kernels(steps: int, alpha: float, keep: float, dtype: torch.dtype, devic
         v += alpha * (i - v)
         i -= (1 - keep) * i
         response.append(v)
-    h = torch.tensor(response, dtype=torch.float64)
-    lag = torch.arange(steps).unsqueeze(1) - torch.arange(steps)
-    kernel = torch.where(lag >= 0, h[lag.clamp(min=0)], 0.0)
+    kernel = _lower_toeplitz(torch.tensor(response, dtype=torch.float64))
     memory = torch.full((steps,), 1 - alpha, dtype=torch.float64).cumprod(0).view(steps, 1, 1)
     synapse = torch.full((steps,), keep, dtype=torch.float64).cumprod(0).flip(0)
     return tuple(t.to(dtype=dtype, device=device) for t in (kernel, memory, synapse))
