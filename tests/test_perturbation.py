@@ -103,8 +103,11 @@ VARIANTS = [{}, {"decode": "last", "neuron": {"v_leak": 0.1, "v_reset": 0.3}}]
 
 @pytest.mark.parametrize("kind,spiking", [(k, True) for k in KINDS] + [(k, False) for k in KINDS])
 @pytest.mark.parametrize("variant", VARIANTS, ids=["default", "last-leak-reset"])
-def test_batched_pass_equals_separate_passes(kind, spiking, variant):
+@pytest.mark.parametrize("chunk_rows", [None, 2], ids=["one-chunk", "chunks-of-2-rows"])
+def test_batched_pass_equals_separate_passes(kind, spiking, variant, chunk_rows, monkeypatch):
     model, args, target = problem(kind, spiking=spiking, **variant)
+    if chunk_rows:  # the losses made a few rows at a time, as for a SepONet's large grid
+        monkeypatch.setattr(perturbation, "LOSS_CHUNK_ELEMENTS", chunk_rows * target.numel())
     generator = torch.Generator().manual_seed(5)
     params = dict(model.named_parameters())
 

@@ -29,21 +29,44 @@ from fwdsnn.snn.models import SpikingModel
 from fwdsnn.snn.neuron import integrate_, rest_state, spike_, step_factors
 
 
+# Rows of a combined output are made and reduced to their losses a few at a time, so that no
+# buffer is larger than this many elements: a SepONet's grid rows would otherwise be fresh
+# allocations of tens of MB per step, paid in page faults rather than arithmetic.
+LOSS_CHUNK_ELEMENTS = 2 ** 18
+
+
+@torch.no_grad()
+def _sub_network_rows(model: SpikingModel, inputs: tuple, offsets: Blocks):
+    """Every sub-network's output rows and every scalar parameter's rows (1 + N, ...)."""
+    rows = block_rows(model, offsets)
+    outputs = run_subnets(model, inputs, _Sets, offsets, rows)
+    scalars = {name: _scalar_rows(value, offsets, rows, name)
+               for name, value in model.scalars().items()}
+    return outputs, scalars
+
+
 @torch.no_grad()
 def perturbed_outputs(model: SpikingModel, inputs: tuple, offsets: Blocks) -> Tensor:
     """Outputs (1 + N, *output.shape) through the bare spike: row 0 at θ, then row n at θ plus
     offset row n. `offsets` are blocks {parameter name: (n, *shape)}, rows stacked in order; a
     parameter a block does not name keeps its value in that block's rows."""
-    rows = block_rows(model, offsets)
-    outputs = run_subnets(model, inputs, _Sets, offsets, rows)
-    scalars = {name: _scalar_rows(value, offsets, rows, name)
-               for name, value in model.scalars().items()}
-    return model.combine_rows(outputs, scalars)
+    return model.combine_rows(*_sub_network_rows(model, inputs, offsets))
 
 
+@torch.no_grad()
 def perturbed_losses(model: nn.Module, inputs: tuple, target: Tensor, offsets: Blocks) -> Tensor:
-    """Losses (1 + N,) of `perturbed_outputs`: the unperturbed loss, then one per offset row."""
-    return mse(perturbed_outputs(model, inputs, offsets), target)
+    """Losses (1 + N,) of `perturbed_outputs`: the unperturbed loss, then one per offset row,
+    combined and reduced in chunks of rows (`LOSS_CHUNK_ELEMENTS`)."""
+    outputs, scalars = _sub_network_rows(model, inputs, offsets)
+    total = 1 + sum(block_rows(model, offsets))
+    chunk = max(1, LOSS_CHUNK_ELEMENTS // target.numel())
+    losses = []
+    for first in range(0, total, chunk):
+        part = slice(first, first + chunk)
+        losses.append(mse(model.combine_rows({name: v[part] for name, v in outputs.items()},
+                                             {name: v[part] for name, v in scalars.items()}),
+                          target))
+    return torch.cat(losses)
 
 
 def central_slopes(model: nn.Module, inputs: tuple, target: Tensor, directions: Blocks,
