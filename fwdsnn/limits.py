@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fwdsnn.registry import model_kind
+from fwdsnn.registry import estimator_memory, model_kind
 
 FLOAT64, FLOAT32 = 8, 4
 WORKING_COPIES = 4          # solver output, float32 copy, training's float64 copy, normalised
@@ -140,10 +140,10 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
     outputs = (key("model", fan_out), model[fan_out]) if fan_out else ("outputs", 1)
     inputs = ((key("target", "n_sensors"), target["n_sensors"]) if "n_sensors" in target
               else ("inputs", len(axes)))
-    estimator = method["estimator"]
-    rows = ("estimator rows", 1) if estimator.startswith("backprop") else (
+    memory = estimator_memory(method["estimator"])
+    rows = ("estimator rows", 1) if memory["autograd"] else (
         key("method", "directions"),
-        method["directions"] * {"perturbation": 2, "activity": depth[1]}.get(estimator, 1))
+        method["directions"] * memory["rows"] * (depth[1] if memory["per_layer"] else 1))
     per_param = FLOAT32 * (4 + rows[1])  # value, gradient, two Adam moments, the estimator's rows
     terms = [
         Term("hidden weights", per_param * subnets, (depth, width, width)),
@@ -152,7 +152,7 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
     ]
     # backprop keeps every layer's state at every step; the forward-only estimators, without
     # autograd, keep the stacked outputs of two layers at a time
-    if method["estimator"].startswith("backprop"):
+    if memory["autograd"]:
         kept, state = (steps, depth), FLOAT32 * LIF_STATE
     else:
         kept, state = (steps, ("live layers", 2)), FLOAT32
@@ -164,7 +164,7 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
                        (*kept, width, ("trunk points", trunk), rows)),
                   Term("output on the batch", FLOAT32 * 4,
                        (batch, ("grid points", math.prod(axes)), rows))]
-    if estimator == "activity":
+    if memory["example_sums"]:
         # sums of u x^T per LIF layer, row and sub-network example: the batch, every trunk point
         trunk_points = 0 if layout == "pointwise" else (
             math.prod(axes) if layout == "deeponet" else sum(axes))

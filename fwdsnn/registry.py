@@ -29,6 +29,17 @@ ESTIMATORS = {
     "activity": "fwdsnn.grad.activity:ActivityPerturbation",
 }
 
+# What fwdsnn.limits needs to estimate an estimator's memory from the config alone: whether it
+# back-propagates (autograd keeps every layer's state at every step), the value rows it carries
+# per direction (`directions` times this, times the LIF layers where `per_layer`), and whether
+# it keeps per-example sums of every LIF layer's size. Every ESTIMATORS name has an entry.
+ESTIMATOR_MEMORY = {
+    "backprop": {"autograd": True, "rows": 0, "per_layer": False, "example_sums": False},
+    "backprop-norse": {"autograd": True, "rows": 0, "per_layer": False, "example_sums": False},
+    "forward": {"autograd": False, "rows": 1, "per_layer": False, "example_sums": False},
+    "perturbation": {"autograd": False, "rows": 2, "per_layer": False, "example_sums": False},
+    "activity": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True},
+}
 
 # Model kinds the config may name: the class, the problem layout its inputs follow
 # (fwdsnn.data: pointwise inputs, or a DeepONet's / SepONet's sensors and coordinates), and the
@@ -57,6 +68,11 @@ def family_module(family: str) -> ModuleType:
 def model_kind(kind: str) -> dict:
     """What the config's checks need of model kind ``kind`` (see MODEL_KINDS), without torch."""
     return _entry(MODEL_KINDS, "model kind", kind)
+
+
+def estimator_memory(name: str) -> dict:
+    """What the memory estimate needs of estimator ``name`` (see ESTIMATOR_MEMORY), without torch."""
+    return _entry(ESTIMATOR_MEMORY, "estimator", name)
 
 
 def estimator_module(name: str) -> str:

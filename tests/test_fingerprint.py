@@ -9,7 +9,7 @@ import pytest
 from fwdsnn.config import load_schema
 from fwdsnn.fingerprint import code_fingerprint, module_closure
 from fwdsnn.grad import Estimator
-from fwdsnn.registry import ESTIMATORS, estimator_class, estimator_module, training_code_fingerprint
+from fwdsnn.registry import ESTIMATOR_MEMORY, ESTIMATORS, estimator_class, estimator_module, training_code_fingerprint
 from conftest import REPO, register_toy_entries
 
 
@@ -62,7 +62,9 @@ def test_a_training_run_hashes_its_own_estimator_only():
 def test_estimator_registry_matches_the_schema_and_the_code():
     schema = load_schema()
     enum = schema["$defs"]["method"]["properties"]["estimator"]["enum"]
-    assert sorted(enum) == sorted(ESTIMATORS)
+    assert sorted(enum) == sorted(ESTIMATORS) == sorted(ESTIMATOR_MEMORY)
+    assert all(set(traits) == {"autograd", "rows", "per_layer", "example_sums"}
+               for traits in ESTIMATOR_MEMORY.values())
     for name in ESTIMATORS:
         cls = estimator_class(name)
         assert issubclass(cls, Estimator) and cls.__module__ == estimator_module(name), name
