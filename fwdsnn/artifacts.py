@@ -35,6 +35,9 @@ TABLE_FILES = {"accuracy": FileKind("table_accuracy", ("rel_l2_mean",)),
                "cost": FileKind("table_cost"),
                "energy": FileKind("table_energy", ("energy_snn", "spike_rate"))}
 
+# the benchmarks' label of bp's BPTT through Norse's modules, timed beside the methods
+NORSE_REFERENCE = "bp-norse"
+
 # split(sample) of a reference file
 SPLIT_TRAIN, SPLIT_TEST = 0, 1
 

@@ -19,6 +19,7 @@ import torch
 import xarray as xr
 
 from fwdsnn import io
+from fwdsnn.artifacts import NORSE_REFERENCE
 from fwdsnn.grad.backprop import Backprop
 from fwdsnn.grad.bptt import AdjointBackprop
 from fwdsnn.grad.forward import ForwardGradient
@@ -29,7 +30,7 @@ from fwdsnn.snn.spike import make_surrogate
 log = logging.getLogger(__name__)
 # the benchmarked variants, by class: registering another estimator does not rerun the benchmark
 ESTIMATORS = {
-    "bp-norse": (Backprop, {"estimator": "backprop-norse"}),
+    NORSE_REFERENCE: (Backprop, {"estimator": "backprop-norse"}),
     "bp": (AdjointBackprop, {"estimator": "backprop"}),
     "rfg-global": (ForwardGradient, {"estimator": "forward", "scope": "global", "distribution": "gaussian"}),
     "rfg-layer": (ForwardGradient, {"estimator": "forward", "scope": "layer", "distribution": "gaussian"}),

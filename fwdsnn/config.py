@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from fwdsnn import limits
+from fwdsnn.artifacts import NORSE_REFERENCE
 from fwdsnn.pdes import ParameterError
 from fwdsnn.registry import FAMILIES, MODEL_KINDS, family_module, model_kind
 
@@ -351,7 +352,7 @@ def step_time_runs(config: dict) -> dict[str, dict]:
                    for method in experiment["methods"]}
         if "bp" in methods:
             bp, train = methods["bp"]
-            methods["bp-norse"] = ({**bp, "estimator": "backprop-norse"}, train)
+            methods[NORSE_REFERENCE] = ({**bp, "estimator": "backprop-norse"}, train)
         runs[name] = {"target": experiment["target"], "model": config["models"][name],
                       "methods": methods}
     return runs

@@ -15,12 +15,11 @@ import torch
 import xarray as xr
 
 from fwdsnn import io
-from fwdsnn.artifacts import REFERENCE
+from fwdsnn.artifacts import NORSE_REFERENCE, REFERENCE
 from fwdsnn.bench import interleaved_medians
 from fwdsnn.train import build_run
 
 log = logging.getLogger(__name__)
-NORSE = "bp-norse"  # fwdsnn.config.step_time_runs adds it beside bp
 
 
 def _step(run):
@@ -59,7 +58,7 @@ def step_time(runs: dict[str, dict], references: dict[str, Path], repeats: int,
         at = labels.index(label), models.index(model)
         times[at], batch[at] = seconds, runs[model]["methods"][label][1]["batch"]
         log.info("%s on %s: %.2f ms", label, model, 1e3 * seconds)
-    ratio = times[labels.index(NORSE)] / times[labels.index("bp")]
+    ratio = times[labels.index(NORSE_REFERENCE)] / times[labels.index("bp")]
     coords = {
         "estimator": ("estimator", labels, {"long_name": "method (bp-norse: bp through Norse's modules)",
                                             "units": "1"}),
