@@ -19,13 +19,13 @@ loaded under `bare_spikes` to rounding (the tests check it).
 """
 
 import torch
-from norse.torch.functional.leaky_integrator import LIState
 from torch import Tensor, nn
 
 from fwdsnn.grad.base import Estimate, mse
 from fwdsnn.grad.directions import DirectionalEstimator
 from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows, run_subnets
 from fwdsnn.snn.models import SpikingModel
+from fwdsnn.snn.norse_api import LIState
 from fwdsnn.snn.neuron import integrate_, rest_state, spike_, step_factors
 
 

@@ -30,13 +30,12 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-from norse.torch.functional.leaky_integrator import LIState
-from norse.torch.functional.lif import LIFFeedForwardState
 from torch import Tensor
 
 from fwdsnn.grad.base import mse
 from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows, run_subnets
 from fwdsnn.snn.models import SpikingModel
+from fwdsnn.snn.norse_api import LIFFeedForwardState, LIState
 from fwdsnn.snn.neuron import (li_tangent_window, li_window, lif_tangent_window, lif_window,
                                rest_state)
 

@@ -14,12 +14,10 @@ layers here subclass Norse's `LIF` / `LI` and change only what must differ:
 from contextlib import contextmanager
 
 import torch
-from norse.torch import LI, LIF
-from norse.torch.functional.leaky_integrator import LIState
-from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters
 from torch import Tensor
 
 from fwdsnn.snn.neuron import li_step, lif_step, rest_state
+from fwdsnn.snn.norse_api import LI, LIF, LIFFeedForwardState, LIFParameters, LIState
 
 
 class _AtRest:

@@ -18,12 +18,11 @@ import math
 from typing import NamedTuple
 
 import torch
-from norse.torch.functional.leaky_integrator import LIParameters
-from norse.torch.functional.lif import LIFParameters
 from torch import Tensor, nn
 
 from fwdsnn.snn.lif import LIFLayer, LILayer
 from fwdsnn.snn.neuron import DECODES, decode
+from fwdsnn.snn.norse_api import LIFParameters, LIParameters
 
 # Norse's LIF, except dt = 2^-10 s (not 1 ms): then dt tau_inv is a multiple of 1/4096 for every
 # integer tau_inv, so Loihi's 12-bit decays realise the trained network exactly (hardware/convert).

@@ -24,10 +24,9 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import torch
-from norse.torch.functional.leaky_integrator import LIState
-from norse.torch.functional.lif import LIFFeedForwardState
 from torch import Tensor
 
+from fwdsnn.snn.norse_api import LIFFeedForwardState, LIState
 from fwdsnn.snn.spike import spike
 
 DECODES = ("last", "mean")
