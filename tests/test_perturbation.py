@@ -133,15 +133,20 @@ def test_batched_pass_equals_separate_passes(kind, spiking, variant, chunk_rows,
 @pytest.mark.parametrize("scope", ["layer", "global"])
 def test_estimate_is_the_mean_of_central_differences(kind, scope):
     """The estimate from its definition with separate passes: the same directions, drawn per
-    group in parameter order from the same seed, and (1/K) sum_k d_k v_k."""
+    group in parameter order from the same seed (+-1 for a group of one element, b0 in layer
+    scope), and (1/K) sum_k d_k v_k."""
     model, args, target = problem(kind)
     wp(seed=7, scope=scope, epsilon=0.1).estimate(model, args, target)
     generator = torch.Generator().manual_seed(7)
     params = dict(model.named_parameters())
     groups = [list(params)] if scope == "global" else list(parameter_layers(model).values())
     for names in groups:
-        directions = {name: torch.randn(4, *params[name].shape, generator=generator,
-                                        dtype=torch.float64) for name in names}
+        if sum(params[name].numel() for name in names) == 1:
+            signs = torch.randint(0, 2, (4, *params[names[0]].shape), generator=generator)
+            directions = {names[0]: signs.double() * 2 - 1}
+        else:
+            directions = {name: torch.randn(4, *params[name].shape, generator=generator,
+                                            dtype=torch.float64) for name in names}
         losses = separate_losses(model, args, target,
                                  [{name: 0.1 * v for name, v in directions.items()},
                                   {name: -0.1 * v for name, v in directions.items()}])

@@ -148,7 +148,7 @@ class ActivityPerturbation(DirectionalEstimator):
                                     for group in self.groups(model)) if kept]
         params, grads = dict(model.named_parameters()), {}
         for group in groups:
-            v = {name: self.draw(params[name]) for name in group}
+            v = self.draw_block(params, group)
             slopes = sum((v[name] * exact[name]).reshape(self.directions, -1).sum(1)
                          for name in group)
             grads.update({name: torch.tensordot(slopes, v[name], dims=1) / self.directions

@@ -35,7 +35,7 @@ class ForwardGradient(DirectionalEstimator):
                                     for group in self.groups(model)) if kept]
         # Layer scope: one block of K directions per layer, all in one pass; each block's
         # rows join the tangent batch at its own layer (earlier layers run primal-only).
-        blocks = [{name: self.draw(params[name]) for name in group} for group in groups]
+        blocks = [self.draw_block(params, group) for group in groups]
         if exact:
             prediction, tangents, exact_grads = propagate_traced(model, inputs, blocks, target)
         else:

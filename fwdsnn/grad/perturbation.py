@@ -207,7 +207,7 @@ class WeightPerturbation(DirectionalEstimator):
 
     def estimate(self, model: nn.Module, inputs: tuple, target: Tensor) -> Estimate:
         params = dict(model.named_parameters())
-        blocks = [{name: self.draw(params[name]) for name in group} for group in self.groups(model)]
+        blocks = [self.draw_block(params, group) for group in self.groups(model)]
         slopes, loss = central_slopes(model, inputs, target, blocks, self.epsilon)
         model.zero_grad(set_to_none=True)
         for block, block_slopes in zip(blocks, slopes.split(self.directions)):
