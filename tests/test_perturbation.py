@@ -253,6 +253,76 @@ def test_unknown_settings_are_refused():
         wp(scope="parameter")
     with pytest.raises(ValueError, match="'uniform'"):
         wp(distribution="uniform")
+    with pytest.raises(ValueError, match="epsilon_scale 'relative'"):
+        wp(epsilon_scale="relative")
+
+
+def replayed_directions(model, seed: int, scope: str) -> list[dict[str, torch.Tensor]]:
+    """The direction blocks an estimator of this seed and scope draws, in its order."""
+    replay, params = wp(seed=seed, scope=scope), dict(model.named_parameters())
+    return [replay.draw_block(params, names) for names in replay.groups(model)]
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_rms_epsilon_is_epsilon_times_each_blocks_weight_rms(scope, monkeypatch):
+    """epsilon_scale rms: every offset row a block passes is ε_b (v, -v) with ε_b = epsilon x
+    the RMS of the weights it perturbs now (a layer's weight and bias together; every parameter
+    in global scope); b0, zero as initialised, takes the absolute epsilon."""
+    model, args, target = problem("spiking_deeponet")
+    assert torch.count_nonzero(model.b0) == 0
+    recorded = []
+
+    def recording(model, inputs, target, offsets):
+        recorded.append(offsets)
+        return perturbed_losses(model, inputs, target, offsets)
+
+    monkeypatch.setattr(perturbation, "perturbed_losses", recording)
+    used = []
+    for factor in (1.0, 3.0):  # the RMS of the current weights: a layer scaled 3x, its ε too
+        with torch.no_grad():
+            model.branch.linears[0].weight.mul_(factor)
+            model.branch.linears[0].bias.mul_(factor)
+        wp(seed=2, scope=scope, epsilon=0.1, epsilon_scale="rms").estimate(model, args, target)
+        params = dict(model.named_parameters())
+        used.append({})
+        for directions, offsets in zip(replayed_directions(model, 2, scope), recorded[-1],
+                                       strict=True):
+            rms = flat(params[name].detach() for name in directions).square().mean().sqrt().item()
+            expected = 0.1 * (rms if rms > 0 else 1.0)
+            for name, v in directions.items():
+                torch.testing.assert_close(offsets[name], expected * torch.cat([v, -v]),
+                                           rtol=1e-12, atol=0, msg=name)
+            used[-1][tuple(directions)] = expected
+    if scope == "layer":
+        assert len(set(used[0].values())) == len(used[0])  # the layers' RMS differ
+        assert used[0][("b0",)] == 0.1
+        first = ("branch.linears.0.weight", "branch.linears.0.bias")
+        assert used[1][first] == pytest.approx(3 * used[0][first], rel=1e-12)
+        assert all(used[1][block] == used[0][block] for block in used[0] if block != first)
+    else:
+        assert used[1] != used[0]
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_rms_slopes_are_directional_derivatives_to_second_order(scope):
+    """On the smooth tanh twin, a central difference at ε_b = epsilon x RMS_b errs by O(ε_b²):
+    the estimate's distance to (1/K) sum_k (grad L . v_k) v_k, with the same directions and the
+    exact gradient, falls 4x when epsilon halves."""
+    model, args, target = problem("spiking_deeponet", spiking=False)
+    exact = bptt(model, args, target)
+    errors = []
+    for epsilon in (0.1, 0.05):
+        wp(seed=1, scope=scope, epsilon=epsilon, epsilon_scale="rms").estimate(model, args, target)
+        estimated = {name: p.grad for name, p in model.named_parameters()}
+        expected = {}
+        for directions in replayed_directions(model, 1, scope):
+            slopes = sum((v * exact[name]).reshape(4, -1).sum(1) for name, v in directions.items())
+            expected.update({name: torch.tensordot(slopes, v, dims=1) / 4
+                             for name, v in directions.items()})
+        reference = flat(expected[name] for name in estimated)
+        errors.append(((flat(estimated.values()) - reference).norm() / reference.norm()).item())
+    assert 0 < errors[1] < 1e-2, errors
+    assert errors[0] / errors[1] == pytest.approx(4.0, rel=0.05), errors
 
 
 def test_trains_a_function_target(parabola, tmp_path):

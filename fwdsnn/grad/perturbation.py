@@ -5,6 +5,8 @@ d_k = [L(θ + εv_k) − L(θ − εv_k)] / (2ε), and g = (1/K) Σ_k d_k v_k. N
 spike is used (the LIF layers step with the bare Heaviside), so what WP follows is the loss
 smoothed over the scale ε: ε must be large enough to flip spikes (~1e-2–1e-1); at tiny ε a
 hidden layer's estimate is zero unless a spike happens to flip, and then it is huge.
+`epsilon_scale: rms` makes ε relative: each block's is ε times the RMS of the weights it
+perturbs (`block_epsilons`), so one setting perturbs layers of any size alike.
 
 All perturbed parameter sets, and the unperturbed one whose loss is reported, are evaluated in
 one hand-written pass inside `torch.no_grad()` (`perturbed_outputs`):
@@ -33,6 +35,7 @@ from fwdsnn.snn.neuron import integrate_, rest_state, spike_, step_factors
 # buffer is larger than this many elements: a SepONet's grid rows would otherwise be fresh
 # allocations of tens of MB per step, paid in page faults rather than arithmetic.
 LOSS_CHUNK_ELEMENTS = 2 ** 18
+EPSILON_SCALES = ("absolute", "rms")
 
 
 @torch.no_grad()
@@ -70,15 +73,36 @@ def perturbed_losses(model: nn.Module, inputs: tuple, target: Tensor, offsets: B
 
 
 def central_slopes(model: nn.Module, inputs: tuple, target: Tensor, directions: Blocks,
-                   epsilon: float) -> tuple[Tensor, Tensor]:
+                   epsilon: float | list) -> tuple[Tensor, Tensor]:
     """Central differences d_k (N,) along the direction rows of the blocks `directions`, and
-    the unperturbed loss: one pass over 2N + 1 sets, each block's +εv rows then its -εv."""
-    offsets = [{name: epsilon * torch.cat([v, -v]) for name, v in block.items()}
-               for block in directions]
+    the unperturbed loss: one pass over 2N + 1 sets, each block's +εv rows then its -εv.
+    `epsilon`: one ε for every block, or a list with each block's."""
+    epsilons = epsilon if isinstance(epsilon, list) else [epsilon] * len(directions)
+    offsets = [{name: eps * torch.cat([v, -v]) for name, v in block.items()}
+               for block, eps in zip(directions, epsilons, strict=True)]
     losses = perturbed_losses(model, inputs, target, offsets)
     pairs = losses[1:].split([2 * n for n in block_rows(model, directions)])
-    slopes = [(pair[:len(pair) // 2] - pair[len(pair) // 2:]) / (2.0 * epsilon) for pair in pairs]
+    slopes = [(pair[:len(pair) // 2] - pair[len(pair) // 2:]) / (2.0 * eps)
+              for pair, eps in zip(pairs, epsilons)]
     return torch.cat(slopes), losses[0]
+
+
+@torch.no_grad()
+def block_epsilons(params: dict[str, Tensor], blocks: list[list[str]], epsilon: float,
+                   scale: str) -> list:
+    """Each block's ε: `epsilon` itself (scale "absolute"), or ("rms") `epsilon` times the
+    root mean square of every weight the block perturbs at their current values, taken
+    together (a layer's weight and bias; all parameters in global scope), a 0-d tensor on their
+    device. A block whose weights are all zero (a zero-initialised b0) has no scale of its own:
+    its RMS counts as 1, i.e. the absolute ε, the scale of the normalised data, until it moves."""
+    if scale == "absolute":
+        return [epsilon] * len(blocks)
+    epsilons = []
+    for names in blocks:
+        squares = sum(params[name].detach().square().sum() for name in names)
+        rms = (squares / sum(params[name].numel() for name in names)).sqrt()
+        epsilons.append(epsilon * torch.where(rms > 0, rms, torch.ones_like(rms)))
+    return epsilons
 
 
 class _Sets(JoinPlan):
@@ -194,6 +218,9 @@ def _scalar_rows(parameter: Tensor, offsets: Blocks, rows: list[int], name: str)
 class WeightPerturbation(DirectionalEstimator):
     """WP with K antithetic direction pairs: over all trainable parameters at once (scope
     "global") or per layer of `parameter_layers`, each zero outside its layer ("layer").
+    `epsilon_scale` (absent: absolute) says whether `epsilon` is ε or ε per unit weight RMS
+    of each block: per layer in layer scope, one RMS over all parameters in global scope, so
+    that a global direction stays one direction of one central difference.
 
     `forward_passes` counts the parameter sets evaluated, one forward pass each: 2K per group
     plus the unperturbed set whose loss is reported (2K + 1 global, 2KL + 1 over L layers).
@@ -204,11 +231,16 @@ class WeightPerturbation(DirectionalEstimator):
     def __init__(self, method: dict, generator: torch.Generator):
         super().__init__(method, generator)
         self.epsilon = float(method["epsilon"])
+        self.epsilon_scale = method.get("epsilon_scale", "absolute")
+        if self.epsilon_scale not in EPSILON_SCALES:
+            raise ValueError(f"unknown epsilon_scale {self.epsilon_scale!r} (one of {EPSILON_SCALES})")
 
     def estimate(self, model: nn.Module, inputs: tuple, target: Tensor) -> Estimate:
         params = dict(model.named_parameters())
-        blocks = [self.draw_block(params, group) for group in self.groups(model)]
-        slopes, loss = central_slopes(model, inputs, target, blocks, self.epsilon)
+        groups = self.groups(model)
+        blocks = [self.draw_block(params, group) for group in groups]
+        epsilons = block_epsilons(params, groups, self.epsilon, self.epsilon_scale)
+        slopes, loss = central_slopes(model, inputs, target, blocks, epsilons)
         model.zero_grad(set_to_none=True)
         for block, block_slopes in zip(blocks, slopes.split(self.directions)):
             for name, v in block.items():
