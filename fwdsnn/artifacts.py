@@ -33,7 +33,14 @@ STEP_TIME = FileKind("bench", ("step_time", "norse_to_bp"))
 BIT_SWEEP = FileKind("bit_sweep")
 TABLE_FILES = {"accuracy": FileKind("table_accuracy", ("rel_l2_mean",)),
                "cost": FileKind("table_cost"),
-               "energy": FileKind("table_energy", ("energy_snn", "spike_rate"))}
+               "energy": FileKind("table_energy", ("energy_snn", "spike_rate")),
+               "compute_matched": FileKind("table_compute_matched",
+                                           ("rel_l2_at_equal_steps", "rel_l2_at_bp_wall_time"))}
+# the tables whose CSV and Markdown print timings: no two runs of the study write them alike
+TIMED_TABLES = ("cost", "compute_matched")
+
+# the method every ratio and the compute-matched comparison measure against
+BASELINE = "bp"
 
 # the benchmarks' label of bp's BPTT through Norse's modules, timed beside the methods
 NORSE_REFERENCE = "bp-norse"

@@ -11,6 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from fwdsnn.artifacts import BASELINE, parse_run  # noqa: E402
+from fwdsnn.status import COMPLETED  # noqa: E402
+
 N_SAMPLES_SHOWN = 3
 log = logging.getLogger(__name__)
 
@@ -284,6 +287,21 @@ def _seed_band(curves: list[xr.DataArray], dim: str) -> xr.DataArray:
     return xr.concat(curves, dim="seed", join="outer")
 
 
+def _test_error_curves(runs: list[xr.Dataset]) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """The seeds' median wall time per step, the test error per seed and evaluation, and that
+    median wall time at each evaluation."""
+    wall = _seed_band([h["wall_time"] for h in runs], "step").median("seed")
+    error = _seed_band([h["test_rel_l2_mean"] for h in runs], "eval_step")
+    return wall, error, wall.sel(step=error["eval_step"].values)
+
+
+def _draw_band(ax: plt.Axes, x, values: xr.DataArray, colour: str, style: str, label: str) -> None:
+    """The median over seeds as a line and, with several seeds, their min-max as a band."""
+    ax.plot(x, values.median("seed"), style, color=colour, lw=1.2, label=label)
+    if values.sizes["seed"] > 1:
+        ax.fill_between(x, values.min("seed"), values.max("seed"), color=colour, alpha=0.15, lw=0)
+
+
 def plot_training(histories: Runs, png: str | Path, pdf: str | Path, title: str = "") -> None:
     """Training loss and test error against step and against wall time: median over seeds
     (line) and min-max over seeds (band); the loss is a running mean over 2% of the steps."""
@@ -300,16 +318,10 @@ def plot_training(histories: Runs, png: str | Path, pdf: str | Path, title: str 
         some = runs[0]
         window = max(1, max(h.sizes["step"] for h in runs) // 50)
         loss = _seed_band([h["loss"].rolling(step=window, min_periods=1).mean() for h in runs], "step")
-        wall = _seed_band([h["wall_time"] for h in runs], "step").median("seed")
-        error = _seed_band([h["test_rel_l2_mean"] for h in runs], "eval_step")
-        wall_eval = wall.sel(step=error["eval_step"].values)
+        wall, error, wall_eval = _test_error_curves(runs)
         for row, (values, dim) in enumerate(((loss, "step"), (error, "eval_step"))):
-            median, low, high = values.median("seed"), values.min("seed"), values.max("seed")
             for col, x in enumerate((values[dim].values, (wall if dim == "step" else wall_eval).values)):
-                ax = axes[row][col]
-                ax.plot(x, median, style, color=colour, lw=1.2, label=label)
-                if values.sizes["seed"] > 1:
-                    ax.fill_between(x, low, high, color=colour, alpha=0.15, lw=0)
+                _draw_band(axes[row][col], x, values, colour, style, label)
     if some is not None:
         for row, var in enumerate((some["loss"], some["test_rel_l2_mean"])):
             for col, xvar in enumerate((some["step"], some["wall_time"])):
@@ -322,6 +334,41 @@ def plot_training(histories: Runs, png: str | Path, pdf: str | Path, title: str 
     axes[0][0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)
+
+
+def plot_compute_matched(histories: Mapping[str, xr.Dataset], png: str | Path, pdf: str | Path) -> None:
+    """Per target: test error against training wall time (log-log), median over seeds (line,
+    at the seeds' median wall time of each evaluation) and min-max over seeds (band), for every
+    method, the non-spiking ANN twin in grey; a dotted line at bp's median total wall time, the
+    budget of the table's "at bp's wall time" column. ``histories``: run path -> history.nc."""
+    by_target: dict[str, dict[tuple[str, str], list[xr.Dataset]]] = {}
+    for run, history in histories.items():
+        key = parse_run(run)
+        if history.sizes["step"]:
+            by_target.setdefault(key.target, {}).setdefault((key.model, key.method), []).append(history)
+    if not by_target:
+        plot_empty("No run completed a training step: no error against wall time to show.", png, pdf)
+        return
+    fig, axes = _grid(len(by_target), ncols=3, size=(4.4, 3.4))
+    for (target, curves), ax in zip(by_target.items(), axes):
+        models = list(dict.fromkeys(model for model, _ in curves))
+        styles = dict(zip(models, ("-", "--", ":", "-.")))
+        for (model, method), runs in curves.items():
+            colour = method_colour(method) if runs[0].sizes.get("layer", 0) else ANN_TWIN_COLOUR
+            label = method if len(models) == 1 else f"{model} / {method}"
+            _, error, wall_eval = _test_error_curves(runs)
+            _draw_band(ax, wall_eval.values, error, colour, styles[model], label)
+            totals = [float(h["wall_time"].values[-1]) for h in runs if h.attrs["status"] == COMPLETED]
+            if method == BASELINE and totals:  # as the table: over bp's completed seeds
+                ax.axvline(float(np.median(totals)), color=colour, ls=":", lw=0.8)
+        some = next(iter(curves.values()))[0]
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(axis_label(some["wall_time"]))
+        ax.set_ylabel(axis_label(some["test_rel_l2_mean"]))
+        ax.set_title(f"{target} (dotted: bp's wall time)", fontsize=9, loc="left")
+        ax.legend(fontsize=6)
     save(fig, png, pdf)
 
 

@@ -1,5 +1,6 @@
-"""Aggregate tables over the study: accuracy, training cost, work and energy per inference, and
-the bit sweep (emulated error against weight bits).
+"""Aggregate tables over the study: accuracy, training cost, work and energy per inference, the
+bit sweep (emulated error against weight bits) and the compute-matched comparison (test error
+at equal steps and at bp's wall time, from the runs' training histories).
 
 Each table is a Dataset with dims target x model x method x seed (entries of runs that the
 study does not train are NaN with status ``not run``), plus summaries over seeds per
@@ -20,12 +21,11 @@ import numpy as np
 import xarray as xr
 
 from fwdsnn import io
-from fwdsnn.artifacts import EMULATED, LAVA_MAX_WEIGHT_BITS, METRICS, TABLE_FILES, parse_run
+from fwdsnn.artifacts import BASELINE, EMULATED, HISTORY, LAVA_MAX_WEIGHT_BITS, METRICS, TABLE_FILES, parse_run
 from fwdsnn.status import COMPLETED, DIVERGED
 
 DIMS = ("target", "model", "method", "seed")
 SUMMARY_DIMS = DIMS[:-1]
-BASELINE = "bp"
 NOT_RUN = "not run"
 
 # metrics.nc variable -> table; masked: NaN for diverged runs
@@ -191,6 +191,167 @@ def read_emulated(runs: Sequence[str], bits: Sequence[int], paths: Sequence[str 
     return out
 
 
+# ---- compute-matched comparison ----------------------------------------------------------
+
+# the codes of the two flag variables (CF flag_values 0, 1, ...; NaN values have a non-zero code)
+EQUAL_STEPS_FLAGS = ("at_common_step", "stopped_before_common_step", "no_evaluation_by_common_step",
+                     "no_common_step", "not_run")
+BP_WALL_TIME_FLAGS = ("within_run", "run_shorter_than_bp", "diverged_before_bp_wall_time",
+                      "no_evaluation_within_bp_wall_time", "no_bp_run", "not_run")
+COMPUTE_MATCHED = {"variables": ("rel_l2_at_equal_steps", "rel_l2_at_bp_wall_time"), "masked": False}
+COMPUTE_MATCHED_USED = ("step_at_equal_steps", "wall_time_at_equal_steps", "bp_wall_time",
+                        "step_at_bp_wall_time", "wall_time_at_bp_wall_time")
+
+
+def read_histories(runs: Sequence[str], paths: Sequence[str | Path]) -> dict[str, xr.Dataset]:
+    histories = {run: io.read_artifact(path, HISTORY) for run, path in zip(runs, paths)}
+    for history in histories.values():
+        io.require_attrs(history, ("status",))
+    return histories
+
+
+def _spiking(history: xr.Dataset) -> bool:
+    return history.sizes.get("layer", 0) > 0
+
+
+def common_steps(runs: Sequence[str], histories: Mapping[str, xr.Dataset]) -> dict[tuple[str, str], int]:
+    """Per experiment (target, model): the largest evaluation step that every spiking method
+    reached, a method's reach being the last evaluation of its shortest completed run. Diverged
+    runs do not count: one early divergence would otherwise pull every method back to its step.
+    Experiments without a completed spiking run are absent."""
+    reach: dict[tuple[str, str], dict[str, int]] = {}
+    for run in runs:
+        history, key = histories[run], parse_run(run)
+        if history.attrs["status"] == COMPLETED and _spiking(history) and history.sizes["eval_step"]:
+            methods = reach.setdefault((key.target, key.model), {})
+            last = int(history["eval_step"].values[-1])
+            methods[key.method] = min(last, methods.get(key.method, last))
+    return {experiment: min(methods.values()) for experiment, methods in reach.items()}
+
+
+def bp_budgets(runs: Sequence[str], histories: Mapping[str, xr.Dataset]) -> tuple[dict[str, float], list[str]]:
+    """Per run, bp's total training wall time on the same target, model and seed (NaN without a
+    completed bp run there); where that seed's bp is missing or diverged (its time is no full
+    budget), the median over bp's completed seeds. Also the runs that got the median."""
+    totals: dict[tuple[str, str], dict[int, float]] = {}
+    for run in runs:
+        history, key = histories[run], parse_run(run)
+        if key.method == BASELINE and history.attrs["status"] == COMPLETED and history.sizes["step"]:
+            totals.setdefault((key.target, key.model), {})[key.seed] = float(history["wall_time"].values[-1])
+    budgets, from_median = {}, []
+    for run in runs:
+        key = parse_run(run)
+        seeds = totals.get((key.target, key.model), {})
+        if key.seed in seeds:
+            budgets[run] = seeds[key.seed]
+        else:
+            budgets[run] = float(np.median(list(seeds.values()))) if seeds else np.nan
+            from_median += [run] if seeds else []
+    return budgets, from_median
+
+
+def _last_evaluation(values: np.ndarray, limit: float) -> int:
+    """Index of the last entry of the ascending ``values`` at or below ``limit``; -1 if none."""
+    return int(np.searchsorted(values, limit, side="right")) - 1
+
+
+def _read_at_common_step(history: xr.Dataset, steps: np.ndarray, common: float) -> tuple[int, int]:
+    """(index of the evaluation read, flag code) at the common step; index -1: NaN."""
+    if not np.isfinite(common):
+        return -1, EQUAL_STEPS_FLAGS.index("no_common_step")
+    if history.sizes["step"] < common:  # a value from before it is no value at equal steps
+        return -1, EQUAL_STEPS_FLAGS.index("stopped_before_common_step")
+    i = _last_evaluation(steps, common)
+    return i, EQUAL_STEPS_FLAGS.index("at_common_step" if i >= 0 else "no_evaluation_by_common_step")
+
+
+def _read_at_bp_wall_time(history: xr.Dataset, walls: np.ndarray, budget: float) -> tuple[int, int]:
+    """(index of the evaluation read, flag code) at bp's wall time; index -1: NaN."""
+    if not np.isfinite(budget):
+        return -1, BP_WALL_TIME_FLAGS.index("no_bp_run")
+    i = _last_evaluation(walls, budget)
+    if i < 0:
+        return i, BP_WALL_TIME_FLAGS.index("no_evaluation_within_bp_wall_time")
+    if float(history["wall_time"].values[-1]) >= budget:
+        return i, BP_WALL_TIME_FLAGS.index("within_run")
+    if history.attrs["status"] == DIVERGED:  # it stopped for failing, not for being done
+        return -1, BP_WALL_TIME_FLAGS.index("diverged_before_bp_wall_time")
+    return i, BP_WALL_TIME_FLAGS.index("run_shorter_than_bp")  # i is its last evaluation
+
+
+def _matched_run(history: xr.Dataset, common: float, budget: float) -> xr.Dataset:
+    """One run's test error (history's test_rel_l2_mean) at the experiment's common step and at
+    bp's wall time, the evaluation step and wall time each was read at, and the two flags."""
+    steps = history["eval_step"].values
+    errors = history["test_rel_l2_mean"].values.astype(float)
+    walls = history["wall_time"].sel(step=steps).values.astype(float)
+
+    def read(i):
+        return (errors[i], steps[i], walls[i]) if i >= 0 else (np.nan,) * 3
+
+    i_eq, f_eq = _read_at_common_step(history, steps, common)
+    i_bp, f_bp = _read_at_bp_wall_time(history, walls, budget)
+    (e_eq, s_eq, w_eq), (e_bp, s_bp, w_bp) = read(i_eq), read(i_bp)
+    variables = {
+        "rel_l2_at_equal_steps": (e_eq, "test relative L2 error at the experiment's common step", "1", False),
+        "step_at_equal_steps": (s_eq, "evaluation step read for the common step", "1", False),
+        "wall_time_at_equal_steps": (w_eq, "wall time of training at that step", "s", True),
+        "equal_steps_flag": (f_eq, "how the value at the common step was read", "1", False),
+        # everything read at bp's wall time depends on two measured clocks
+        "rel_l2_at_bp_wall_time": (e_bp, "test relative L2 error at bp's wall time", "1", True),
+        "bp_wall_time": (budget, "bp's total training wall time on the same target, model and seed",
+                         "s", True),
+        "step_at_bp_wall_time": (s_bp, "evaluation step read at bp's wall time", "1", True),
+        "wall_time_at_bp_wall_time": (w_bp, "wall time of training at that step", "s", True),
+        "bp_wall_time_flag": (f_bp, "how the value at bp's wall time was read", "1", True),
+    }
+    ds = xr.Dataset({name: ((), float(value), io.measured({"long_name": long_name, "units": units}, "timing")
+                            if timed else {"long_name": long_name, "units": units})
+                     for name, (value, long_name, units, timed) in variables.items()})
+    ds.attrs["status"] = history.attrs["status"]
+    return ds
+
+
+def _flags(values: xr.DataArray, meanings: Sequence[str]) -> xr.DataArray:
+    """A gathered flag as integer codes (runs the study does not train: 'not_run') with CF's
+    flag_values and flag_meanings."""
+    codes = values.fillna(meanings.index("not_run")).astype(np.int8)
+    return codes.assign_attrs(values.attrs, flag_values=np.arange(len(meanings), dtype=np.int8),
+                              flag_meanings=" ".join(meanings))
+
+
+def compute_matched_table(runs: Sequence[str], histories: Mapping[str, xr.Dataset]) -> xr.Dataset:
+    """The test error of every run at its experiment's common step (the largest evaluation step
+    every spiking method reached) and at bp's total wall time, with seed summaries, ratios to
+    bp, the steps and wall times read, and flags for values that are missing or read early.
+
+    A completed run whose whole training took less wall time than bp's keeps its final error,
+    flagged ``run_shorter_than_bp``: it is what the method reached within bp's budget (more time
+    could only lower it), and NaN would hide exactly the methods cheaper than bp. A diverged run
+    keeps the errors it reached before it stopped (a later divergence does not change them) and
+    is NaN at a budget it never got to."""
+    common = common_steps(runs, histories)
+    budgets, from_median = bp_budgets(runs, histories)
+    per_run = {}
+    for run in runs:
+        key = parse_run(run)
+        per_run[run] = _matched_run(histories[run], common.get((key.target, key.model), np.nan), budgets[run])
+    ds = table(runs, per_run, COMPUTE_MATCHED)
+    coords = _coords(runs)
+    for name in COMPUTE_MATCHED_USED:
+        ds[name] = _gather(runs, per_run, coords, name)
+    ds["bp_wall_time"].attrs["bp_median_over_seeds_for"] = ", ".join(from_median) or "none"
+    ds["bp_wall_time"].attrs["comment"] = ("runs listed in bp_median_over_seeds_for had no completed bp run of "
+                                           "their seed: they are cut at the median over bp's completed seeds")
+    ds["equal_steps_flag"] = _flags(_gather(runs, per_run, coords, "equal_steps_flag"), EQUAL_STEPS_FLAGS)
+    ds["bp_wall_time_flag"] = _flags(_gather(runs, per_run, coords, "bp_wall_time_flag"), BP_WALL_TIME_FLAGS)
+    ds["common_step"] = (("target", "model"),
+                         [[float(common.get((t, m), np.nan)) for m in ds["model"].values] for t in ds["target"].values],
+                         {"long_name": "largest evaluation step every spiking method of the experiment reached "
+                                       "(NaN: no completed spiking run)", "units": "1"})
+    return ds
+
+
 # ---- text tables -------------------------------------------------------------------------
 
 def _rows(ds: xr.Dataset) -> list[tuple[str, str, str, xr.Dataset]]:
@@ -306,6 +467,46 @@ def bit_sweep_text(ds: xr.Dataset) -> tuple[str, str]:
     same = lambda c: float(c["spike_agreement_seed_median"].sel(bits=finest))  # noqa: E731
     columns.append((f"w{finest}_spike_agreement", f"spikes as float, w{finest}", lambda c: _fmt(same(c), ".4f"), same))
     return _text_tables(ds, columns, masked=True)
+
+
+def _flag_counts(cell: xr.Dataset, name: str, meanings: Sequence[str], shown: Mapping[str, str]) -> list[str]:
+    """'<what> (n/N)' for each code of the flag ``name`` in ``shown`` that some seed of the cell has."""
+    codes, n = cell[name].values, int(cell["n_runs"])
+    return [f"{text} ({int(np.sum(codes == meanings.index(meaning)))}/{n})"
+            for meaning, text in shown.items() if np.any(codes == meanings.index(meaning))]
+
+
+def _compute_matched_notes(cell: xr.Dataset) -> str:
+    notes = _flag_counts(cell, "equal_steps_flag", EQUAL_STEPS_FLAGS, {
+        "stopped_before_common_step": "stopped before the common step",
+        "no_evaluation_by_common_step": "no evaluation by the common step"})
+    notes += _flag_counts(cell, "bp_wall_time_flag", BP_WALL_TIME_FLAGS, {
+        "run_shorter_than_bp": "whole run shorter than bp's: final value",
+        "diverged_before_bp_wall_time": "diverged before bp's wall time",
+        "no_evaluation_within_bp_wall_time": "no evaluation within bp's wall time"})
+    median = [run for run in cell["bp_wall_time"].attrs["bp_median_over_seeds_for"].split(", ")
+              if run.startswith(f"{cell['target'].item()}/{cell['model'].item()}/{cell['method'].item()}/")]
+    if median:
+        notes.append("bp's median wall time for " + ", ".join(run.rsplit("/", 1)[1] for run in median))
+    return "; ".join(notes) or "–"
+
+
+def compute_matched_text(ds: xr.Dataset) -> tuple[str, str]:
+    """Medians over seeds at the common step and at bp's wall time, their ratios to bp, and
+    notes that count the seeds whose values are missing or read early."""
+    def col(key, title, name, spec=".3g"):
+        return (key, title, lambda c: _fmt(float(c[name]), spec), lambda c: float(c[name]))
+    bp_wall = lambda c: float(c["bp_wall_time"].median(skipna=True))  # noqa: E731
+    return _text_tables(ds, [
+        col("common_step", "common step", "common_step", ".0f"),
+        col("rel_l2_at_equal_steps_median", "rel. L2 there, median", "rel_l2_at_equal_steps_seed_median"),
+        col("rel_l2_at_equal_steps_ratio_to_bp", "/ bp", "rel_l2_at_equal_steps_ratio_to_bp", ".2f"),
+        ("bp_wall_time_median_s", "bp wall time [s], median", lambda c: _fmt(bp_wall(c)), bp_wall),
+        col("rel_l2_at_bp_wall_time_median", "rel. L2 at bp's wall time, median",
+            "rel_l2_at_bp_wall_time_seed_median"),
+        col("rel_l2_at_bp_wall_time_ratio_to_bp", "/ bp", "rel_l2_at_bp_wall_time_ratio_to_bp", ".2f"),
+        ("notes", "notes", _compute_matched_notes, None),
+    ], masked=False)
 
 
 def write_table(ds: xr.Dataset, text: Callable[[xr.Dataset], tuple[str, str]], paths: Mapping[str, str | Path],

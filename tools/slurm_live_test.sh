@@ -215,6 +215,7 @@ import sys
 from pathlib import Path
 
 from fwdsnn import io
+from fwdsnn.artifacts import TABLE_FILES, TIMED_TABLES
 
 work = Path(sys.argv[1])
 log = (work / "log" / "slurm.log").read_text()
@@ -254,7 +255,7 @@ print(f"  jobs: {sum(jobs.values())} through SLURM ({len(slurm_logs)} SLURM logs
 
 # 2. same data variables as the local run: every NetCDF file (tables, bit sweep and benchmarks
 # included), skipping exactly the variables their writers marked as measurements
-# (io.MEASUREMENT_ATTR); the text tables too, but the cost table's, which print timings
+# (io.MEASUREMENT_ATTR); the text tables too, but those that print timings (TIMED_TABLES)
 local_root, slurm_root = work / "local", work / "slurm"
 netcdf = sorted(p.relative_to(local_root) for p in local_root.glob("data/**/*.nc")) + \
     sorted(p.relative_to(local_root) for p in local_root.glob("results/**/*.nc"))
@@ -278,13 +279,13 @@ for rel in netcdf:
         problems.append(f"{rel}: data variables differ between the local and the SLURM run: {', '.join(names)}")
         differ += 1
 texts = sorted(p.relative_to(local_root) for p in local_root.glob("results/tables/*")
-               if p.suffix in (".csv", ".md") and p.stem != "cost")
+               if p.suffix in (".csv", ".md") and p.stem not in TIMED_TABLES)
 for rel in texts:
     other = slurm_root / rel
     if not other.exists() or other.read_bytes() != (local_root / rel).read_bytes():
         problems.append(f"{rel}: differs between the local and the SLURM run")
         differ += 1
-required = [Path("results/tables") / f"{name}.nc" for name in ("accuracy", "cost", "energy", "bit_sweep")]
+required = [Path("results/tables") / f"{name}.nc" for name in (*TABLE_FILES, "bit_sweep")]
 required += [Path("results/bench/estimators.nc")]
 for rel in required:
     if rel not in netcdf:
@@ -295,7 +296,7 @@ if not netcdf or runs == 0:
 print(f"  equality: {len(netcdf)} NetCDF files compared ({runs} under results/runs, "
       f"{sum(rel.parts[:2] == ('results', 'tables') for rel in netcdf)} tables incl. the bit sweep, "
       f"{sum(rel.parts[:2] == ('results', 'bench') for rel in netcdf)} benchmark) and {len(texts)} text "
-      f"tables (cost.csv/.md not: they print timings); {differ} differ")
+      f"tables ({', '.join(TIMED_TABLES)} not: they print timings); {differ} differ")
 print("  excluded, marked as measurements by their writers (machine- and load-dependent):")
 for (name, kind), where in sorted(excluded.items()):
     print(f"    {name} [{kind}] in {len(where)} file(s): {', '.join(sorted({p.name for p in where}))}")

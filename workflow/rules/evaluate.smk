@@ -134,6 +134,36 @@ rule tables:
         "../scripts/tables.py"
 
 
+# the test error at equal steps and at bp's wall time, from the training histories: a table
+# and its figure in one job (both read every history.nc)
+rule compute_matched:
+    input:
+        expand("results/runs/{run}/history.nc", run=RUNS),
+    output:
+        nc="results/tables/compute_matched.nc",
+        csv="results/tables/compute_matched.csv",
+        md=report(
+            "results/tables/compute_matched.md",
+            caption="../report/compute_matched_table.rst",
+            category="Training cost",
+        ),
+        png=report(
+            "results/figures/compute_matched.png",
+            caption="../report/compute_matched.rst",
+            category="Training cost",
+        ),
+        pdf="results/figures/compute_matched.pdf",
+    log:
+        log_path("tables", "compute_matched"),
+    benchmark:
+        benchmark_path("tables", "compute_matched")
+    params:
+        runs=RUNS,
+        code=code_fingerprint("fwdsnn.tables", "fwdsnn.figures"),
+    script:
+        "../scripts/compute_matched.py"
+
+
 rule metrics_all:
     input:
         expand("results/runs/{run}/metrics.nc", run=RUNS),
@@ -142,3 +172,4 @@ rule metrics_all:
 rule tables_all:
     input:
         rules.tables.output,
+        rules.compute_matched.output,

@@ -170,3 +170,4 @@ rule figures_all:
         ),
         rules.figure_accuracy.output,
         rules.figure_energy.output,
+        rules.compute_matched.output,
