@@ -269,14 +269,14 @@ def _read_at_bp_wall_time(history: xr.Dataset, walls: np.ndarray, budget: float)
     """(index of the evaluation read, flag code) at bp's wall time; index -1: NaN."""
     if not np.isfinite(budget):
         return -1, BP_WALL_TIME_FLAGS.index("no_bp_run")
+    total = float(history["wall_time"].values[-1]) if history.sizes["step"] else 0.0
+    if history.attrs["status"] == DIVERGED and total < budget:  # it stopped for failing, not for being done
+        return -1, BP_WALL_TIME_FLAGS.index("diverged_before_bp_wall_time")
     i = _last_evaluation(walls, budget)
     if i < 0:
         return i, BP_WALL_TIME_FLAGS.index("no_evaluation_within_bp_wall_time")
-    if float(history["wall_time"].values[-1]) >= budget:
-        return i, BP_WALL_TIME_FLAGS.index("within_run")
-    if history.attrs["status"] == DIVERGED:  # it stopped for failing, not for being done
-        return -1, BP_WALL_TIME_FLAGS.index("diverged_before_bp_wall_time")
-    return i, BP_WALL_TIME_FLAGS.index("run_shorter_than_bp")  # i is its last evaluation
+    # a run done inside bp's budget: i is its last evaluation
+    return i, BP_WALL_TIME_FLAGS.index("within_run" if total >= budget else "run_shorter_than_bp")
 
 
 def _matched_run(history: xr.Dataset, common: float, budget: float) -> xr.Dataset:

@@ -138,6 +138,17 @@ def test_a_missing_bp_seed_takes_bp_median_and_says_so(table):
     assert EQUAL_STEPS_FLAGS[int(not_run["equal_steps_flag"])] == "not_run"
 
 
+def test_a_run_that_diverged_at_its_first_step_has_no_values_and_no_say_in_the_common_step():
+    empty = history("wp-layer", 0, steps=1, status="diverged").isel(step=slice(0, 0), eval_step=slice(0, 0))
+    runs = {"heat/seponet/bp/s0": history("bp", 0), "heat/seponet/wp-layer/s0": empty}
+    ds = compute_matched_table(list(runs), runs).sel(target="heat", model="seponet", seed=0)
+    assert float(ds["common_step"]) == 100  # bp alone sets it
+    wp = ds.sel({"method": "wp-layer"})
+    assert np.isnan(float(wp["rel_l2_at_equal_steps"])) and np.isnan(float(wp["rel_l2_at_bp_wall_time"]))
+    assert EQUAL_STEPS_FLAGS[int(wp["equal_steps_flag"])] == "stopped_before_common_step"
+    assert BP_WALL_TIME_FLAGS[int(wp["bp_wall_time_flag"])] == "diverged_before_bp_wall_time"
+
+
 def test_the_text_counts_the_flags_and_wall_time_values_are_measurements(table, tmp_path):
     csv, md = compute_matched_text(table)
     rows = {tuple(line.split(" | ")[:3]): line for line in md.splitlines()[2:]}

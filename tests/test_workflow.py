@@ -198,8 +198,26 @@ def test_aggregate_tables(quick_study):
         assert (tables / f"{name}.md").read_text().count("\n") >= 3
 
 
+def test_compute_matched_table_reads_the_histories(quick_study):
+    config = quick_config(quick_study)
+    ds = io.read_dataset(quick_study / "results" / "tables" / "compute_matched.nc", stage="table_compute_matched")
+    for run in quick_runs(config):
+        target, model, method, seed = run.split("/")
+        at = {"target": target, "model": model, "method": method, "seed": int(seed[1:])}
+        history = io.read_dataset(quick_study / "results" / "runs" / run / "history.nc")
+        for budget in ("equal_steps", "bp_wall_time"):
+            step = float(ds[f"step_at_{budget}"].sel(at))
+            if np.isfinite(step):
+                assert float(ds[f"rel_l2_at_{budget}"].sel(at)) == float(history["test_rel_l2_mean"].sel(eval_step=step))
+            else:  # every completed run reaches the common step; a slow one may miss bp's time
+                assert budget == "bp_wall_time" or history.attrs["status"] == "diverged", (run, budget)
+    assert int(ds["equal_steps_flag"].sel({"method": DIVERGING_RUN.split("/")[2]}).min()) == 1  # stopped early
+    bp = ds["rel_l2_at_bp_wall_time_ratio_to_bp"].sel({"method": "bp"})
+    np.testing.assert_allclose(bp.values[np.isfinite(bp.values)], 1.0)
+
+
 FIGURES = ["reference", "gradient_quality", "estimator_cost", "bit_sweep", "accuracy", "energy",
-           "spike_rates"]
+           "spike_rates", "compute_matched"]
 
 
 def all_figures(config):
@@ -241,7 +259,7 @@ def test_report_contains_the_reference_figure(quick_study):
     assert "16 train / 8 test samples" in html and "{{" not in html.split("Reference data: three")[1][:2000]
     for name in all_figures(quick_config(quick_study)):
         assert f"{name}.png" in html, f"{name} missing from the report"
-    for table in ("accuracy", "cost", "energy", "bit_sweep"):
+    for table in ("accuracy", "cost", "energy", "bit_sweep", "compute_matched"):
         assert f"{table}.md" in html, f"{table} table missing from the report"
     # captions render the config (seeds, steps), not the Jinja template
     assert "20 steps, batch 8" in html and "snakemake.params" not in html
@@ -259,5 +277,6 @@ def test_every_timing_or_memory_variable_in_the_study_is_marked(quick_study):
                 assert io.MEASUREMENT_ATTR in var.attrs, f"{path.relative_to(quick_study)}: {name} unmarked"
         marked |= {f"{path.name}:{name}" for name in io.measurement_variables(ds)}
     for expected in ("history.nc:wall_time", "metrics.nc:peak_rss", "cost.nc:time_per_step_seed_median",
-                     "estimators.nc:step_time", "estimators.nc:memory_ratio_to_bp"):
+                     "estimators.nc:step_time", "estimators.nc:memory_ratio_to_bp",
+                     "compute_matched.nc:rel_l2_at_bp_wall_time_ratio_to_bp"):
         assert expected in marked
