@@ -350,7 +350,7 @@ def plot_compute_matched(histories: Mapping[str, xr.Dataset], png: str | Path, p
     if not by_target:
         plot_empty("No run completed a training step: no error against wall time to show.", png, pdf)
         return
-    fig, axes = _grid(len(by_target), ncols=3, size=(4.4, 3.4))
+    fig, axes = _grid(len(by_target), ncols=3, size=(4.6, 3.8))
     for (target, curves), ax in zip(by_target.items(), axes):
         models = list(dict.fromkeys(model for model, _ in curves))
         styles = dict(zip(models, ("-", "--", ":", "-.")))
@@ -365,8 +365,8 @@ def plot_compute_matched(histories: Mapping[str, xr.Dataset], png: str | Path, p
         some = next(iter(curves.values()))[0]
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(axis_label(some["wall_time"]))
-        ax.set_ylabel(axis_label(some["test_rel_l2_mean"]))
+        ax.set_xlabel(axis_label(some["wall_time"]), fontsize=8)
+        ax.set_ylabel(axis_label(some["test_rel_l2_mean"]), fontsize=8)
         ax.set_title(f"{target} (dotted: bp's wall time)", fontsize=9, loc="left")
         ax.legend(fontsize=6)
     save(fig, png, pdf)
