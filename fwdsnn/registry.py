@@ -27,6 +27,7 @@ ESTIMATORS = {
     "forward": "fwdsnn.grad.forward:ForwardGradient",
     "perturbation": "fwdsnn.grad.perturbation:WeightPerturbation",
     "activity": "fwdsnn.grad.activity:ActivityPerturbation",
+    "eligibility": "fwdsnn.grad.eligibility:EligibilityTraces",
 }
 
 # What fwdsnn.limits needs to estimate an estimator's memory from the config alone: whether it

@@ -44,10 +44,12 @@ class LayerNoise(NamedTuple):
 
 
 class Perturbed(NamedTuple):
-    """A sub-network's pass: its output, tangent rows and filtered spikes, and its layers' sums."""
+    """A sub-network's pass: its output, tangent rows and filtered spikes, its noisy layers'
+    sums, and what an algebra built on this one adds (`eligibility`'s traces)."""
 
     traced: Traced
     layers: list[LayerNoise]
+    trace: Tensor | None = None
 
 
 class ActivityPlan(TracedPlan):
@@ -55,22 +57,25 @@ class ActivityPlan(TracedPlan):
     blocks): rows join at an LIF layer's input Linear with dz = u (global scope: one set of
     rows from the first Linear on, every later LIF Linear adding its own u to W dx)."""
 
-    def __init__(self, net, prefix: str, blocks, rows, *, draw, directions: int, scope: str):
-        """`draw(like)`: `directions` noise rows (K, *like.shape) in like's dtype and device."""
+    def __init__(self, net, prefix: str, blocks, rows, *, draw, directions: int, scope: str,
+                 noisy_layers: int | None = None):
+        """`draw(like)`: `directions` noise rows (K, *like.shape) in like's dtype and device;
+        `noisy_layers`: how many LIF layers from the first carry noise (None: all)."""
         super().__init__(net, prefix, (), [])
-        self.draw, layers = draw, len(net.linears)
+        self.draw = draw
+        layers = len(net.linears) if noisy_layers is None else noisy_layers
         if scope == "layer":
             self.noisy = [slice(k * directions, (k + 1) * directions) for k in range(layers)]
-            self.live = [directions * (k + 1) for k in range(layers)] + [directions * layers]
+            self.live = [directions * min(k + 1, layers) for k in range(len(self.linears))]
         else:
             self.noisy = [slice(0, directions)] * layers
-            self.live = [directions] * (layers + 1)
+            self.live = [directions if layers else 0] * len(self.linears)
         self.total = self.live[-1]
         self.sums: list[tuple[Tensor, Tensor] | None] = [None] * layers
 
     def linear(self, k: int, value: tuple) -> tuple[Tensor, Tensor | None]:
         y, dy = super().linear(k, value)
-        if k == len(self.noisy):
+        if k >= len(self.noisy):
             return y, dy
         rows = dy[self.noisy[k]]
         u = self.draw(rows[0])
@@ -111,32 +116,46 @@ class ActivityPerturbation(DirectionalEstimator):
         self.readout = readout_setting(method, "exact")
 
     def estimate(self, model: torch.nn.Module, inputs: tuple, target: torch.Tensor) -> Estimate:
-        plan = partial(ActivityPlan, draw=self.draw, directions=self.directions,
-                       scope=self.scope)
         with torch.no_grad():
-            runs = run_subnets(model, inputs, plan, (), [])
+            runs = run_subnets(model, inputs, self.plan(), (), [])
         traced = {name: run.traced for name, run in runs.items()}
         loss, output_grads, scalar_grads = output_gradients(
             model, {name: run.output for name, run in traced.items()}, target)
         grads = self._readout(model, readout_gradients(model, traced, output_grads, scalar_grads))
         prefixes, nets = subnet_prefixes(model), model.subnets()
         for name, run in runs.items():
-            # s[r, b]: row r's directional derivative of the loss through example b's noise
-            slopes = torch.einsum("rbo,bo->rb", run.traced.tangent, output_grads[name])
-            for k, layer in enumerate(run.layers):
-                s = slopes[layer.rows] / self.directions
-                linear = f"{prefixes[id(nets[name])]}linears.{k}."
-                grads[linear + "weight"] = torch.einsum("rb,broi->oi", s, layer.weight)
-                grads[linear + "bias"] = torch.einsum("rb,bro->o", s, layer.bias)
+            prefix = prefixes[id(nets[name])]
+            grads.update(self.hidden_gradients(nets[name], prefix, run, output_grads[name]))
         model.zero_grad(set_to_none=True)
         for name, parameter in model.named_parameters():
             if parameter.requires_grad:
                 parameter.grad = grads[name]
-        # Cost convention of the forward gradient: the primal pass plus one per tangent row
-        # (layer scope: K per LIF layer of the model; global: K, shared by the sub-networks).
+        return Estimate(loss=loss.item(), forward_passes=self.forward_passes(model))
+
+    def plan(self):
+        """The row algebra of one pass (built per sub-network by `run_subnets`)."""
+        return partial(ActivityPlan, draw=self.draw, directions=self.directions,
+                       scope=self.scope)
+
+    def hidden_gradients(self, net, prefix: str, run: Perturbed, output_grad: Tensor
+                         ) -> dict[str, Tensor]:
+        """The noisy LIF layers' estimates of one sub-network from its pass and dL/d(output)."""
+        if not run.layers:
+            return {}
+        # s[r, b]: row r's directional derivative of the loss through example b's noise
+        slopes = torch.einsum("rbo,bo->rb", run.traced.tangent, output_grad)
+        grads = {}
+        for k, layer in enumerate(run.layers):
+            s = slopes[layer.rows] / self.directions
+            grads[f"{prefix}linears.{k}.weight"] = torch.einsum("rb,broi->oi", s, layer.weight)
+            grads[f"{prefix}linears.{k}.bias"] = torch.einsum("rb,bro->o", s, layer.bias)
+        return grads
+
+    def forward_passes(self, model: torch.nn.Module) -> float:
+        """Cost convention of the forward gradient: the primal pass plus one per tangent row
+        (layer scope: K per LIF layer of the model; global: K, shared by the sub-networks)."""
         lif_layers = sum(len(net.linears) for net in model.subnets().values())
-        rows = self.directions * (lif_layers if self.scope == "layer" else 1)
-        return Estimate(loss=loss.item(), forward_passes=1.0 + rows)
+        return 1.0 + self.directions * (lif_layers if self.scope == "layer" else 1)
 
     def _readout(self, model: torch.nn.Module, exact: dict[str, Tensor]) -> dict[str, Tensor]:
         """The readout parameters' gradients: exact, or (1/K) sum_k (exact . v_k) v_k over

@@ -112,6 +112,7 @@ class TangentPlan(JoinPlan):
     def neuron(self, k: int, layer, width: int):
         """Tangent window of the neuron layer Linear k drives (LIF: spike tangents)."""
         p, readout, live = layer.p, k == len(self.linears) - 1, self.live[k]
+        observe = None if readout else self.observer(k)
         if not readout and layer.surrogate is None:
             raise ValueError("forward-mode tangents need a spike surrogate; the LIF layers have "
                              "none (inside bare_spikes?)")
@@ -130,14 +131,23 @@ class TangentPlan(JoinPlan):
                 dv, tangent_state = li_tangent_window(dx, tangent_state, p, layer.dt)
                 return v, dv
             # the currents are this pass's own fresh buffers: the windows may overwrite them
-            z, state, derivatives = lif_window(x, state, p, layer.dt, None if tangent_state is None
-                                               else layer.surrogate, overwrite=True)
+            wanted = tangent_state is not None or observe is not None
+            z, state, derivatives = lif_window(x, state, p, layer.dt,
+                                               layer.surrogate if wanted else None, overwrite=True)
+            if observe is not None:
+                observe(derivatives)
             if tangent_state is None:
                 return z, None
             dz, tangent_state = lif_tangent_window(dx, tangent_state, derivatives, p, layer.dt,
                                                    overwrite=True)
             return z, dz
         return window
+
+    def observer(self, k: int):
+        """A function to call with each window's `LIFWindow` of LIF layer k (None: no call),
+        for algebras that carry more than tangent rows through a layer: it then draws its
+        surrogate derivatives even where no row is live."""
+        return None
 
     @staticmethod
     def window_sum(value: tuple, first: int) -> tuple[Tensor, Tensor | None]:

@@ -9,7 +9,7 @@ Every pass over the network steps through here, so the passes cannot drift apart
 - `lif_window` / `li_window`: a layer over a window of n steps at once (time at dim -3, any
   leading row dimensions), for the passes that are bound by per-op overhead: the synaptic
   current and the LI voltage are linear recursions, done as one (n, n) matmul over time or
-  stepped in place for large rows (`_leaky_scan`); only the threshold and reset of the LIF voltage are stepped, three ops a
+  stepped in place for large rows (`leaky_scan`); only the threshold and reset of the LIF voltage are stepped, three ops a
   step. `lif_window` also returns what derivative passes need (`LIFWindow`): the adjoint of
   BPTT (`fwdsnn.snn.adjoint`) and the forward-mode tangents (`lif_tangent_window`,
   `li_tangent_window`, the same recursions on tangent rows);
@@ -96,7 +96,7 @@ def _decay_kernel(steps: int, decay: float, dtype: torch.dtype, device: torch.de
     return tuple(t.to(dtype=dtype, device=device) for t in (kernel, columns, columns.cumsum(0)))
 
 
-def _leaky_scan(x: Tensor, carried: Tensor | None, decay: float, overwrite: bool = False
+def leaky_scan(x: Tensor, carried: Tensor | None, decay: float, overwrite: bool = False
                 ) -> Tensor:
     """y_t = x_t + decay y_(t-1) over time (dim -3) with decay y_(-1) = `carried` (None: 0).
     An input constant in time (stride 0, the encoding's current) is a broadcast product with
@@ -182,7 +182,7 @@ def lif_window(x: Tensor, state: LIFFeedForwardState | None, p, dt: float, surro
     z = H(u_d), u(t) = u_d + z (v_reset - v_th - u_d). `overwrite`: x is a buffer the caller
     gives up, used as scratch."""
     alpha, keep = decay_factors(p, dt)
-    current = _leaky_scan(x, None if state is None else state.i, keep, overwrite)
+    current = leaky_scan(x, None if state is None else state.i, keep, overwrite)
     i = keep * current[..., -1, :, :]
     drive = torch.add(alpha * (p.v_leak - p.v_th), current, alpha=alpha, out=current)
     above, spikes = torch.empty_like(drive), torch.empty_like(drive)
@@ -213,7 +213,7 @@ def lif_tangent_window(dx: Tensor, state: LIFFeedForwardState, window: LIFWindow
     dz = D du_d. ONE surrogate derivative per step is shared by all rows (for Stein: the jvp
     with that noise held fixed). `overwrite` as for `lif_window`."""
     alpha, keep = decay_factors(p, dt)
-    drive = _leaky_scan(dx, state.i, keep, overwrite)
+    drive = leaky_scan(dx, state.i, keep, overwrite)
     i = keep * drive[..., -1, :, :]
     drive.mul_(alpha)  # now du_d, filled forwards in time
     steps, carries = drive.unbind(-3), window.carry.unbind(-3)
