@@ -12,7 +12,8 @@ covariance matrix and Cholesky factor.
 
 A training run: the parameters with their gradient, Adam moments and the estimator's rows
 (K tangents for forward, 2K weight sets for perturbation, K per LIF layer for activity, which
-also keeps per-example sums of every LIF layer's size on every example); the LIF states of the batch
+also keeps per-example sums of every LIF layer's size on every example, and for eligibility
+the traces of each sub-network's last hidden layer on every example); the LIF states of the batch
 (every layer and time step for backprop, two layers' stacked outputs for the forward-only
 estimators), and a DeepONet's or SepONet's trunks on the grid; the network's output on the
 batch; the reference data it loads; and the history of every step. The gradient diagnostics
@@ -124,6 +125,13 @@ def stored_terms(name: str, target: Mapping[str, Any]) -> list[Term]:
     return terms
 
 
+def trunk_points(layout: str, axes: list[int]) -> int:
+    """The points a model's trunks run on: none (pointwise), the grid (DeepONet), each axis."""
+    if layout == "pointwise":
+        return 0
+    return math.prod(axes) if layout == "deeponet" else sum(axes)
+
+
 def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mapping[str, Any],
               train: Mapping[str, Any], key: Callable[[str, str], str]) -> list[Term]:
     """The memory terms of training a model on a target (without the data it loads);
@@ -159,18 +167,22 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
     terms.append(Term("LIF states of a batch", state, (*kept, width, batch, rows)))
     if layout != "pointwise":
         # a DeepONet's trunk runs on every grid point, a SepONet's trunks on each axis
-        trunk = math.prod(axes) if layout == "deeponet" else sum(axes)
         terms += [Term("trunk states on the grid", state,
-                       (*kept, width, ("trunk points", trunk), rows)),
+                       (*kept, width, ("trunk points", trunk_points(layout, axes)), rows)),
                   Term("output on the batch", FLOAT32 * 4,
                        (batch, ("grid points", math.prod(axes)), rows))]
     if memory["example_sums"]:
         # sums of u x^T per LIF layer, row and sub-network example: the batch, every trunk point
-        trunk_points = 0 if layout == "pointwise" else (
-            math.prod(axes) if layout == "deeponet" else sum(axes))
         terms.append(Term("per-example noise sums", FLOAT32,
                           (depth, width, width, (key("method", "directions"), method["directions"]),
-                           ("examples", batch[1] + trunk_points))))
+                           ("examples", batch[1] + trunk_points(layout, axes)))))
+    if memory["traces"]:
+        # eligibility traces of each sub-network's last hidden layer, per example: width x its
+        # inputs (the encoding's at depth 1), on the batch and every trunk point
+        trace_inputs = width if depth[1] > 1 else inputs
+        examples = ("examples", batch[1] + trunk_points(layout, axes))
+        terms.append(Term("eligibility traces", FLOAT32 * memory["traces"],
+                          (width, trace_inputs, examples)))
     terms.append(Term("history of every step", HISTORY_BYTES_PER_STEP,
                       ((key("train", "steps"), train["steps"]),)))
     return terms

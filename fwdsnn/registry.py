@@ -32,14 +32,23 @@ ESTIMATORS = {
 
 # What fwdsnn.limits needs to estimate an estimator's memory from the config alone: whether it
 # back-propagates (autograd keeps every layer's state at every step), the value rows it carries
-# per direction (`directions` times this, times the LIF layers where `per_layer`), and whether
-# it keeps per-example sums of every LIF layer's size. Every ESTIMATORS name has an entry.
+# per direction (`directions` times this, times the LIF layers where `per_layer`), whether it
+# keeps per-example sums of every LIF layer's size, and how many per-example tensors of its last
+# hidden layer's size (width x its inputs, on every sub-network example) it carries as traces.
+# Every ESTIMATORS name has an entry.
 ESTIMATOR_MEMORY = {
-    "backprop": {"autograd": True, "rows": 0, "per_layer": False, "example_sums": False},
-    "backprop-norse": {"autograd": True, "rows": 0, "per_layer": False, "example_sums": False},
-    "forward": {"autograd": False, "rows": 1, "per_layer": False, "example_sums": False},
-    "perturbation": {"autograd": False, "rows": 2, "per_layer": False, "example_sums": False},
-    "activity": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True},
+    "backprop": {"autograd": True, "rows": 0, "per_layer": False, "example_sums": False,
+                 "traces": 0},
+    "backprop-norse": {"autograd": True, "rows": 0, "per_layer": False, "example_sums": False,
+                       "traces": 0},
+    "forward": {"autograd": False, "rows": 1, "per_layer": False, "example_sums": False,
+                "traces": 0},
+    "perturbation": {"autograd": False, "rows": 2, "per_layer": False, "example_sums": False,
+                     "traces": 0},
+    "activity": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True,
+                 "traces": 0},
+    "eligibility": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True,
+                    "traces": 2},
 }
 
 # Model kinds the config may name: the class, the problem layout its inputs follow

@@ -58,7 +58,8 @@ def register_toy_entries(package: Path) -> list[Path]:
     estimator also its memory traits; the schema's kind enum) and a module each. Returns the
     new modules."""
     registry = package / "registry.py"
-    memory = '"toy": {"autograd": False, "rows": 1, "per_layer": False, "example_sums": False},'
+    memory = ('"toy": {"autograd": False, "rows": 1, "per_layer": False, "example_sums": False, '
+              '"traces": 0},')
     kind = '"toy_deeponet": {"class": "fwdsnn.snn.toy:ToyDeepONet", "layout": "deeponet", "outputs": "latent"},'
     registry.write_text(registry.read_text()
                         .replace("FAMILIES = {\n", 'FAMILIES = {\n    "toy": "fwdsnn.pdes.toy",\n')

@@ -4,73 +4,24 @@ surrogates), the readout gradient is exact, memory does not grow with T (and the
 estimate counts what it keeps), a seed replays an estimate, bad settings name their key, and
 it trains through `fwdsnn.train`."""
 
-import json
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 
-from fwdsnn import io
 from fwdsnn.config import ConfigError, validate_config
 from fwdsnn.grad.activity import ActivityPerturbation
 from fwdsnn.grad.base import mse
 from fwdsnn.grad.forward import ForwardGradient
 from fwdsnn.grad.readout import readout_parameters
 from fwdsnn.limits import run_terms
-from fwdsnn.registry import estimator_class
-from fwdsnn.snn.spike import make_surrogate
-from fwdsnn.train import run_training
-from test_forward_gradient import KINDS, bptt_gradient, own_surrogates, relative, reseed
-from test_models import SURROGATES, inputs, small
+from forward_only import (FAST, STEIN, exact, lif_linears, memory_peaks, method, problem,
+                          run_estimator, train_parabola)
+from test_forward_gradient import KINDS, bptt_gradient, flat, relative
+from test_models import inputs, small
 
-FAST, STEIN = SURROGATES[0], SURROGATES[2]
-
-
-def method(**settings) -> dict:
-    return {"scope": "layer", "directions": 1, "distribution": "gaussian", **settings}
-
-
-def problem(kind, cfg=FAST, seed=1, **changes):
-    """A small float64 model of `kind`, its inputs and a random target; Stein surrogates get a
-    generator per LIF layer (returned, to reseed), so the estimate and BPTT draw alike."""
-    torch.manual_seed(seed)
-    model = small(kind, make_surrogate(FAST), **changes).double()
-    generators = own_surrogates(model, cfg) if cfg["kind"] == "stein" else []
-    args = inputs(kind)
-    with torch.no_grad():
-        target = torch.randn_like(model(*args))
-    return model, args, target, generators
-
-
-def lif_linears(model) -> dict[str, list[str]]:
-    """Every hidden layer's input Linear (LIF, or tanh in the twin) -> its weight and bias names."""
-    readouts = set(readout_parameters(model))
-    layers = {}
-    for name, _ in model.named_parameters():
-        if name not in readouts:
-            layers.setdefault(name.rpartition(".")[0], []).append(name)
-    return layers
-
-
-def flat(tensors) -> torch.Tensor:
-    return torch.cat([t.flatten() for t in tensors])
-
-
-def estimate(model, args, target, generators, settings, seed=1):
-    reseed(generators)
-    result = ActivityPerturbation(settings, torch.Generator().manual_seed(seed)).estimate(
-        model, args, target)
-    return result, {name: p.grad.clone() for name, p in model.named_parameters()}
-
-
-def exact(model, args, target, generators):
-    """BPTT's gradient; every parameter's is nonzero (a silent layer would pass any check)."""
-    reseed(generators)
-    gradient = bptt_gradient(model, args, target)
-    assert all(g.abs().sum() > 0 for g in gradient.values())
-    return gradient
+estimate = partial(run_estimator, ActivityPerturbation)
 
 
 # seeds whose layers' gradients lie within ~10x of each other: in global scope a layer with a
@@ -208,31 +159,6 @@ def test_settings_are_checked_and_the_generator_is_kept():
         validate_config({**config, "methods": {"ap": {"estimator": "activity", "readout": "no"}}})
 
 
-MEMORY_SCRIPT = """
-import json, re, torch
-from fwdsnn.grad.activity import ActivityPerturbation
-from fwdsnn.snn.models import SpikingMLP
-from fwdsnn.snn.spike import make_surrogate
-torch.set_num_threads(1)
-torch.manual_seed(0)
-model = SpikingMLP(1, 1, 128, 2, 16, {}, make_surrogate({"kind": "fast_sigmoid", "slope": 10.0}))
-x = 2 * torch.rand(256, 1) - 1
-estimator = ActivityPerturbation({"scope": "layer", "directions": 1, "distribution": "gaussian"},
-                                 torch.Generator().manual_seed(0))
-def peak():  # this process's peak RSS in MiB (ru_maxrss would include the parent's)
-    with open("/proc/self/status") as status:
-        return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1)) / 1024
-estimator.estimate(model, (x,), x ** 2)
-short = peak()
-model.steps = 256
-estimator.estimate(model, (x,), x ** 2)
-long = peak()
-with torch.no_grad():
-    model(x)  # Norse's layer-by-layer loop holds (T, 256, 128) tensors
-print(json.dumps({"short": short, "long": long, "history": peak()}))
-"""
-
-
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
 def test_memory_does_not_grow_with_steps():
     """Peak RSS (VmHWM, so the smaller pass runs first) of one estimate at T = 16 and T = 256 in
@@ -241,10 +167,7 @@ def test_memory_does_not_grow_with_steps():
     forward, which keeps several, shows the check can see that. The margin is for the
     allocator: T = 16 is one window, later windows reuse buffers of several MiB each (a
     longer run, to T = 1024, adds almost nothing more)."""
-    proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    peaks = json.loads(proc.stdout.strip().splitlines()[-1])
+    peaks = memory_peaks("activity", method())
     assert peaks["long"] - peaks["short"] < 24, peaks
     assert peaks["history"] - peaks["long"] > 64, peaks
 
@@ -265,19 +188,7 @@ def test_memory_estimate_counts_the_per_example_sums():
 
 
 def test_training_with_activity_perturbation_reduces_the_loss(parabola, tmp_path):
-    settings = validate_config({
-        "targets": {"p": {"family": "function", "expression": "x**2", "domain": [[-1, 1]]}},
-        "models": {"mlp": {"kind": "spiking_mlp", "width": 16, "depth": 2, "steps": 8,
-                           "window": 4}},
-        "methods": {"ap": {"estimator": "activity", "surrogate": {"kind": "fast_sigmoid"}}},
-        "train": {"steps": 300, "eval_every": 150, "checkpoint_every": 1000, "batch": 32,
-                  "lr": 0.03},
-        "experiments": [{"target": "p", "model": "mlp", "methods": ["ap"]}]})
-    outputs = {name: tmp_path / f"{name}.nc" for name in ("model", "history", "prediction")}
-    status = run_training(parabola, settings["models"]["mlp"], settings["methods"]["ap"],
-                          settings["train"], seed=0, device="cpu", outputs=outputs,
-                          estimator=estimator_class("activity"))
-    history = io.read_dataset(outputs["history"])
+    status, history = train_parabola(parabola, tmp_path, {"estimator": "activity"})
     loss = history["loss"].values
     assert status == "completed"
     assert loss[-50:].mean() < 0.1 * loss[:50].mean()

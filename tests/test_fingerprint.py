@@ -63,7 +63,7 @@ def test_estimator_registry_matches_the_schema_and_the_code():
     schema = load_schema()
     enum = schema["$defs"]["method"]["properties"]["estimator"]["enum"]
     assert sorted(enum) == sorted(ESTIMATORS) == sorted(ESTIMATOR_MEMORY)
-    assert all(set(traits) == {"autograd", "rows", "per_layer", "example_sums"}
+    assert all(set(traits) == {"autograd", "rows", "per_layer", "example_sums", "traces"}
                for traits in ESTIMATOR_MEMORY.values())
     for name in ESTIMATORS:
         cls = estimator_class(name)

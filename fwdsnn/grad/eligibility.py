@@ -14,9 +14,10 @@ trace is the weight's for an input of constant one, so it is carried as one more
 
 E is accumulated as the windows run, and nothing of the past is kept: within a window of n
 steps e is linear in the trace carried in and the window's xbar, so the window's share of E
-and the trace it carries out are one batched matmul of (B, 2 width, n) coefficients, formed by
-a backward recursion over the window's (B, width) neuron values, with xbar (B, n, in + 1).
-Memory is B x width x (in + 1) twice per sub-network, flat in T.
+and the trace it carries out are batched matmuls of (B, width, n) coefficients, formed by
+a backward recursion over the window's (B, width) neuron values, with xbar (B, n, in + 1),
+added into the two buffers in place. Memory is B x width x (in + 1) twice per sub-network,
+flat in T.
 
 The earlier LIF layers get `activity.ActivityPerturbation`'s rows in layer scope (K per layer),
 which also carry their noise through the traced layer to the output; the readout is exact.
@@ -74,13 +75,15 @@ class EligibilityPlan(ActivityPlan):
         both = decay.repeat(1, 1, 2)
         for s in range(steps - 2, -1, -1):
             back[s].addcmul_(both[s], back[s + 1])
-        terms = torch.bmm(back.permute(1, 2, 0), xbar.transpose(0, 1)).mul_(self.alpha)
-        share, carried = terms[:, :width], terms[:, width:]
-        if self.membrane is not None:
-            share.addcmul_(back[0, :, :width, None], self.membrane)
-            carried.addcmul_(back[0, :, width:, None], self.membrane)
-        self.trace = share if self.trace is None else self.trace.add_(share)
-        self.membrane = carried
+        if self.trace is None:
+            self.trace = xbar.new_zeros(xbar.shape[1], width, xbar.shape[-1])
+            self.membrane = torch.zeros_like(self.trace)
+        xbar = xbar.mul_(self.alpha).transpose(0, 1)  # (B, n, in + 1)
+        share, carried = back[..., :width], back[..., width:]
+        self.trace.addcmul_(share[0].unsqueeze(-1), self.membrane)
+        self.trace.baddbmm_(share.permute(1, 2, 0), xbar)
+        self.membrane.mul_(carried[0].unsqueeze(-1))
+        self.membrane.baddbmm_(carried.permute(1, 2, 0), xbar)
 
     def finish(self, value: tuple) -> Perturbed:
         return super().finish(value)._replace(trace=self.trace)
@@ -103,7 +106,7 @@ class EligibilityTraces(ActivityPerturbation):
     def hidden_gradients(self, net, prefix: str, run: Perturbed, output_grad: Tensor
                          ) -> dict[str, Tensor]:
         grads = super().hidden_gradients(net, prefix, run, output_grad)
-        signal = output_grad @ net.readout.weight  # dL/d(filtered spikes), (B, n)
+        signal = output_grad @ net.readout.weight.detach()  # dL/d(filtered spikes), (B, n)
         exact = torch.einsum("bj,bjk->jk", signal, run.trace)
         linear = f"{prefix}linears.{len(net.linears) - 1}."
         grads[linear + "weight"], grads[linear + "bias"] = exact[:, :-1], exact[:, -1]

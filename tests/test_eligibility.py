@@ -1,0 +1,141 @@
+"""Eligibility traces: every sub-network's last hidden LIF layer and the readout get BPTT's
+gradient exactly (every model kind, both decodes, several windows, a constant input at depth
+1), the earlier layers' activity rows are unbiased, memory does not grow with T (and the dry
+run's estimate counts the traces), a seed replays an estimate, bad settings name their key,
+and it trains through `fwdsnn.train`."""
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+
+from fwdsnn.config import validate_config
+from fwdsnn.grad.bptt import AdjointBackprop
+from fwdsnn.grad.eligibility import EligibilityTraces
+from fwdsnn.grad.readout import readout_parameters
+from fwdsnn.limits import run_terms
+from forward_only import (exact, lif_linears, memory_peaks, method, problem, run_estimator,
+                          train_parabola)
+from test_forward_gradient import cosine, flat, relative
+
+estimate = partial(run_estimator, EligibilityTraces)
+DEPTHS = {"spiking_mlp": 3, "spiking_deeponet": 2, "spiking_seponet": 2}
+
+
+def backprop(model, args, target) -> dict[str, torch.Tensor]:
+    """`estimator: backprop`'s gradient (one adjoint per layer, the same surrogate)."""
+    AdjointBackprop().estimate(model, args, target)
+    return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def last_hidden(model) -> list[str]:
+    """The weight and bias names of every sub-network's last hidden Linear."""
+    layers = lif_linears(model)
+    last = {}
+    for layer in layers:
+        subnet, _, index = layer.rpartition(".")
+        last[subnet] = max(last.get(subnet, -1), int(index))
+    return [name for subnet, k in last.items() for name in layers[f"{subnet}.{k}"]]
+
+
+@pytest.mark.parametrize("kind,depth", [*DEPTHS.items(), ("spiking_seponet", 1)])
+@pytest.mark.parametrize("decode", ["mean", "last"])
+def test_last_hidden_layers_and_readout_equal_backprop(kind, depth, decode):
+    """40 steps are windows of 16, 16 and 8, so the traces cross window boundaries; at depth 1
+    the traced layer's input is the constant encoding, and the whole gradient is exact."""
+    model, args, target, _ = problem(kind, depth=depth, steps=40, decode=decode, window=5)
+    reference = backprop(model, args, target)
+    result, estimated = estimate(model, args, target, [], method(directions=2))
+    names = last_hidden(model) + readout_parameters(model)
+    assert len(names) == 2 * len(model.subnets()) + len(readout_parameters(model))
+    for name in names:
+        assert reference[name].abs().sum() > 0, name
+        assert relative(estimated[name], reference[name]) < 1e-10, name
+    assert not any(g.requires_grad for g in estimated.values())
+    earlier = [name for name in estimated if name not in names]
+    assert len(earlier) == 2 * (depth - 1) * len(model.subnets())
+    for name in earlier:  # activity rows: an estimate, not the gradient
+        assert relative(estimated[name], reference[name]) > 1e-3, name
+    assert result.forward_passes == 1 + 2 * (depth - 1) * len(model.subnets())
+
+
+@pytest.mark.parametrize("kind", DEPTHS)
+def test_mean_of_many_rows_converges_to_bptt(kind):
+    """K rows per earlier layer are K independent activity estimates averaged: at this K their
+    per-layer error is a few percent; the traced layers are exact at any K."""
+    model, args, target, generators = problem(kind, seed=2, depth=DEPTHS[kind], steps=16,
+                                              window=4)  # 16 steps: the MLP's first layer spikes
+    _, estimated = estimate(model, args, target, generators, method(directions=8000))
+    reference = exact(model, args, target, generators)
+    for layer, names in lif_linears(model).items():
+        a, b = flat(estimated[n] for n in names), flat(reference[n] for n in names)
+        assert cosine(a, b) >= 0.99, layer
+        assert (a @ b / (b @ b)).item() == pytest.approx(1.0, abs=0.05), layer  # unbiased scale
+
+
+def test_same_seed_same_estimate_and_the_traces_need_no_seed():
+    model, args, target, generators = problem("spiking_seponet")
+    settings = method(directions=2, distribution="rademacher")
+    _, first = estimate(model, args, target, generators, settings, seed=7)
+    _, again = estimate(model, args, target, generators, settings, seed=7)
+    _, other = estimate(model, args, target, generators, settings, seed=8)
+    for name in first:
+        assert torch.equal(first[name], again[name]), name
+    assert not torch.equal(first["branch.linears.0.weight"], other["branch.linears.0.weight"])
+    for name in last_hidden(model):
+        assert relative(first[name], other[name]) < 1e-12, name
+
+
+def test_settings_are_checked():
+    generator = torch.Generator()
+    assert EligibilityTraces(method(), generator).generators() == {"directions": generator}
+    for key, value in [("scope", "global"), ("readout", "perturbed"), ("distribution", "uniform"),
+                       ("directions", 0)]:
+        with pytest.raises(ValueError, match=rf"{key}.*{value}|{value}.*{key}"):
+            EligibilityTraces(method(**{key: value}), generator)
+    model, args, target, _ = problem("spiking_mlp", spiking=False)
+    with pytest.raises(ValueError, match="spiking: false"):
+        EligibilityTraces(method(), generator).estimate(model, args, target)
+    config = {"targets": {"f": {"family": "function", "expression": "x", "domain": [[0, 1]]}},
+              "models": {"mlp": {"kind": "spiking_mlp"}},
+              "methods": {"et": {"estimator": "eligibility", "directions": 2}},
+              "experiments": [{"target": "f", "model": "mlp", "methods": ["et"]}]}
+    accepted = validate_config(config)["methods"]["et"]
+    assert accepted["scope"] == "layer" and "readout" not in accepted
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_memory_does_not_grow_with_steps():
+    """As activity's check (`forward_only.memory_peaks`): the traces and their sum are
+    (256, 128, 129) at every T; a history of one layer would be 32 MiB at T = 256."""
+    peaks = memory_peaks("eligibility", method())
+    assert peaks["long"] - peaks["short"] < 24, peaks
+    assert peaks["history"] - peaks["long"] > 64, peaks
+
+
+def test_memory_estimate_counts_the_traces():
+    """Two per-example tensors of width x width (the last hidden layer's inputs) on every
+    sub-network example: the batch and a DeepONet's every grid point; at depth 1 the inputs
+    are the sensors. Activity keeps none."""
+    target = {"family": "heat1d", "nx": 101, "nt": 101, "n_sensors": 101}
+    model = {"kind": "spiking_deeponet", "width": 64, "depth": 2, "steps": 32, "latent": 64}
+    train = {"batch": 20, "steps": 100}
+
+    def traces(estimator, **changes):
+        terms = run_terms(target, {**model, **changes}, {"estimator": estimator, "directions": 1},
+                          train, lambda *names: ".".join(names))
+        return [t.bytes for t in terms if t.what == "eligibility traces"]
+
+    assert traces("eligibility") == [4 * 2 * 64 * 64 * (20 + 101 * 101)]
+    assert traces("eligibility", depth=1) == [4 * 2 * 64 * 101 * (20 + 101 * 101)]
+    assert traces("activity") == []
+
+
+def test_training_with_eligibility_traces_reduces_the_loss(parabola, tmp_path):
+    status, history = train_parabola(parabola, tmp_path, {"estimator": "eligibility"})
+    loss = history["loss"].values
+    assert status == "completed"
+    assert loss[-50:].mean() < 0.1 * loss[:50].mean()
+    assert history["test_rel_l2_mean"].values[-1] < 0.2, history["test_rel_l2_mean"].values
+    assert history["forward_passes"].values[0] == 1 + 1  # one row for the first LIF layer
