@@ -37,18 +37,12 @@ ESTIMATORS = {
 # hidden layer's size (width x its inputs, on every sub-network example) it carries as traces.
 # Every ESTIMATORS name has an entry.
 ESTIMATOR_MEMORY = {
-    "backprop": {"autograd": True, "rows": 0, "per_layer": False, "example_sums": False,
-                 "traces": 0},
-    "backprop-norse": {"autograd": True, "rows": 0, "per_layer": False, "example_sums": False,
-                       "traces": 0},
-    "forward": {"autograd": False, "rows": 1, "per_layer": False, "example_sums": False,
-                "traces": 0},
-    "perturbation": {"autograd": False, "rows": 2, "per_layer": False, "example_sums": False,
-                     "traces": 0},
-    "activity": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True,
-                 "traces": 0},
-    "eligibility": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True,
-                    "traces": 2},
+    "backprop": {"autograd": True, "rows": 0, "per_layer": False, "example_sums": False, "traces": 0},
+    "backprop-norse": {"autograd": True, "rows": 0, "per_layer": False, "example_sums": False, "traces": 0},
+    "forward": {"autograd": False, "rows": 1, "per_layer": False, "example_sums": False, "traces": 0},
+    "perturbation": {"autograd": False, "rows": 2, "per_layer": False, "example_sums": False, "traces": 0},
+    "activity": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True, "traces": 0},
+    "eligibility": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True, "traces": 2},
 }
 
 # Model kinds the config may name: the class, the problem layout its inputs follow

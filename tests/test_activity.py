@@ -16,7 +16,7 @@ from fwdsnn.grad.base import mse
 from fwdsnn.grad.forward import ForwardGradient
 from fwdsnn.grad.readout import readout_parameters
 from fwdsnn.limits import run_terms
-from forward_only import (FAST, STEIN, exact, lif_linears, memory_peaks, method, problem,
+from forward_only import (STEIN, exact, lif_linears, memory_peaks, method, problem, replayed,
                           run_estimator, train_parabola)
 from test_forward_gradient import KINDS, bptt_gradient, flat, relative
 from test_models import inputs, small
@@ -127,11 +127,7 @@ def test_same_seed_same_estimate_and_frozen_layers_get_nothing():
     model, args, target, generators = problem("spiking_seponet", STEIN)
     for settings in (method(), method(scope="global", directions=2, distribution="rademacher",
                                       readout="perturbed")):
-        _, first = estimate(model, args, target, generators, settings, seed=7)
-        _, again = estimate(model, args, target, generators, settings, seed=7)
-        _, other = estimate(model, args, target, generators, settings, seed=8)
-        for name in first:
-            assert torch.equal(first[name], again[name]), name
+        first, other = replayed(estimate, model, args, target, generators, settings)
         assert not torch.equal(first["branch.linears.1.weight"], other["branch.linears.1.weight"])
     frozen = ["branch.linears.0.weight", "trunks.1.readout.bias", "b0"]
     for name in frozen:
@@ -188,9 +184,5 @@ def test_memory_estimate_counts_the_per_example_sums():
 
 
 def test_training_with_activity_perturbation_reduces_the_loss(parabola, tmp_path):
-    status, history = train_parabola(parabola, tmp_path, {"estimator": "activity"})
-    loss = history["loss"].values
-    assert status == "completed"
-    assert loss[-50:].mean() < 0.1 * loss[:50].mean()
-    assert history["test_rel_l2_mean"].values[-1] < 0.2, history["test_rel_l2_mean"].values
+    history = train_parabola(parabola, tmp_path, {"estimator": "activity"})
     assert history["forward_passes"].values[0] == 1 + 2  # one row per LIF layer

@@ -15,8 +15,8 @@ from fwdsnn.grad.bptt import AdjointBackprop
 from fwdsnn.grad.eligibility import EligibilityTraces
 from fwdsnn.grad.readout import readout_parameters
 from fwdsnn.limits import run_terms
-from forward_only import (exact, lif_linears, memory_peaks, method, problem, run_estimator,
-                          train_parabola)
+from forward_only import (exact, lif_linears, memory_peaks, method, problem, replayed,
+                          run_estimator, train_parabola)
 from test_forward_gradient import cosine, flat, relative
 
 estimate = partial(run_estimator, EligibilityTraces)
@@ -77,11 +77,7 @@ def test_mean_of_many_rows_converges_to_bptt(kind):
 def test_same_seed_same_estimate_and_the_traces_need_no_seed():
     model, args, target, generators = problem("spiking_seponet")
     settings = method(directions=2, distribution="rademacher")
-    _, first = estimate(model, args, target, generators, settings, seed=7)
-    _, again = estimate(model, args, target, generators, settings, seed=7)
-    _, other = estimate(model, args, target, generators, settings, seed=8)
-    for name in first:
-        assert torch.equal(first[name], again[name]), name
+    first, other = replayed(estimate, model, args, target, generators, settings)
     assert not torch.equal(first["branch.linears.0.weight"], other["branch.linears.0.weight"])
     for name in last_hidden(model):
         assert relative(first[name], other[name]) < 1e-12, name
@@ -133,9 +129,5 @@ def test_memory_estimate_counts_the_traces():
 
 
 def test_training_with_eligibility_traces_reduces_the_loss(parabola, tmp_path):
-    status, history = train_parabola(parabola, tmp_path, {"estimator": "eligibility"})
-    loss = history["loss"].values
-    assert status == "completed"
-    assert loss[-50:].mean() < 0.1 * loss[:50].mean()
-    assert history["test_rel_l2_mean"].values[-1] < 0.2, history["test_rel_l2_mean"].values
+    history = train_parabola(parabola, tmp_path, {"estimator": "eligibility"})
     assert history["forward_passes"].values[0] == 1 + 1  # one row for the first LIF layer
