@@ -68,28 +68,23 @@ class EligibilityPlan(ActivityPlan):
         decay = window.carry * (1 - self.alpha)  # decay[s]: e_s's factor into e_(s+1)
         c = self.weights[self.step:self.step + steps].to(decay).view(steps, 1, 1)
         self.step += steps
-        more = self.step < len(self.weights)  # a window follows: carry the trace out
         # back[s] = (sum_{t >= s} w_t P(s, t), decay[n-1] P(s, n-1)) with w = c D and P(s, t) the
         # product of decay[s .. t-1]: E's and the carried trace's factors of step s's input
-        back = c * window.derivative
-        if more:
-            back = torch.cat([back, torch.zeros_like(decay)], -1)
-            back[-1, :, width:] = decay[-1]
-        factor = decay.repeat(1, 1, 2) if more else decay
+        back = torch.cat([c * window.derivative, torch.zeros_like(decay)], -1)
+        back[-1, :, width:] = decay[-1]
+        factor = decay.repeat(1, 1, 2)
         for s in range(steps - 2, -1, -1):
             back[s].addcmul_(factor[s], back[s + 1])
         xbar = xbar.mul_(self.alpha).transpose(0, 1)  # (B, n, in + 1)
         share, carried = back[..., :width], back[..., width:]
-        if self.trace is None:
+        if self.trace is None:  # the first window: the matmuls write the buffers
             self.trace = torch.bmm(share.permute(1, 2, 0), xbar)
-        else:
-            self.trace.addcmul_(share[0].unsqueeze(-1), self.membrane)
-            self.trace.baddbmm_(share.permute(1, 2, 0), xbar)
-        if more and self.membrane is None:
             self.membrane = torch.bmm(carried.permute(1, 2, 0), xbar)
-        elif more:
-            self.membrane.mul_(carried[0].unsqueeze(-1))
-            self.membrane.baddbmm_(carried.permute(1, 2, 0), xbar)
+            return
+        self.trace.addcmul_(share[0].unsqueeze(-1), self.membrane)
+        self.trace.baddbmm_(share.permute(1, 2, 0), xbar)
+        self.membrane.mul_(carried[0].unsqueeze(-1))
+        self.membrane.baddbmm_(carried.permute(1, 2, 0), xbar)
 
     def finish(self, value: tuple) -> Perturbed:
         return super().finish(value)._replace(trace=self.trace)
