@@ -152,6 +152,8 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
     rows = ("estimator rows", 1) if memory["autograd"] else (
         key("method", "directions"),
         method["directions"] * memory["rows"] * (depth[1] if memory["per_layer"] else 1))
+    if method.get("first_layer") == "jacobian":  # eligibility: a row per first-layer neuron
+        rows = (key("method", "first_layer"), rows[1] + width[1])
     per_param = FLOAT32 * (4 + rows[1])  # value, gradient, two Adam moments, the estimator's rows
     terms = [
         Term("hidden weights", per_param * subnets, (depth, width, width)),

@@ -1,6 +1,7 @@
 """Eligibility traces: every sub-network's last hidden LIF layer and the readout get BPTT's
 gradient exactly (every model kind, both decodes, several windows, a constant input at depth
-1), the earlier layers' activity rows are unbiased, memory does not grow with T (and the dry
+1), and with `first_layer: jacobian` the first layer too; the earlier layers' activity rows
+are unbiased, memory does not grow with T (and the dry
 run's estimate counts the traces), a seed replays an estimate, bad settings name their key,
 and it trains through `fwdsnn.train`."""
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fwdsnn.config import validate_config
+from fwdsnn.config import ConfigError, validate_config
 from fwdsnn.grad.bptt import AdjointBackprop
 from fwdsnn.grad.eligibility import EligibilityTraces
 from fwdsnn.grad.readout import readout_parameters
@@ -61,6 +62,22 @@ def test_last_hidden_layers_and_readout_equal_backprop(kind, depth, decode):
 
 
 @pytest.mark.parametrize("kind", DEPTHS)
+def test_first_layer_jacobian_makes_the_gradient_exact(kind):
+    """`first_layer: jacobian`: a unit row per neuron of the first current (constant in time)
+    gives that layer's exact gradient; with the traces every layer but an MLP's middle one
+    (activity rows) is BPTT's, and each sub-network pays a row per first-layer neuron."""
+    model, args, target, _ = problem(kind, depth=DEPTHS[kind], steps=40, window=5)
+    reference = backprop(model, args, target)
+    result, estimated = estimate(model, args, target, [], method(first_layer="jacobian"))
+    middle = ["linears.1.weight", "linears.1.bias"] if kind == "spiking_mlp" else []
+    for name in estimated:
+        error = relative(estimated[name], reference[name])
+        assert error > 1e-3 if name in middle else error < 1e-10, name
+    first = sum(net.linears[0].out_features for net in model.subnets().values())
+    assert result.forward_passes == 1 + first + (1 if kind == "spiking_mlp" else 0)
+
+
+@pytest.mark.parametrize("kind", DEPTHS)
 def test_mean_of_many_rows_converges_to_bptt(kind):
     """K rows per earlier layer are K independent activity estimates averaged: at this K their
     per-layer error is a few percent; the traced layers are exact at any K."""
@@ -87,7 +104,7 @@ def test_settings_are_checked():
     generator = torch.Generator()
     assert EligibilityTraces(method(), generator).generators() == {"directions": generator}
     for key, value in [("scope", "global"), ("readout", "perturbed"), ("distribution", "uniform"),
-                       ("directions", 0)]:
+                       ("directions", 0), ("first_layer", "exact")]:
         with pytest.raises(ValueError, match=rf"{key}.*{value}|{value}.*{key}"):
             EligibilityTraces(method(**{key: value}), generator)
     model, args, target, _ = problem("spiking_mlp", spiking=False)
@@ -98,7 +115,10 @@ def test_settings_are_checked():
               "methods": {"et": {"estimator": "eligibility", "directions": 2}},
               "experiments": [{"target": "f", "model": "mlp", "methods": ["et"]}]}
     accepted = validate_config(config)["methods"]["et"]
-    assert accepted["scope"] == "layer" and "readout" not in accepted
+    assert accepted["scope"] == "layer" and not {"readout", "first_layer"} & set(accepted)
+    config["methods"]["et"]["first_layer"] = "all"
+    with pytest.raises(ConfigError, match="first_layer"):
+        validate_config(config)
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
@@ -113,19 +133,28 @@ def test_memory_does_not_grow_with_steps():
 def test_memory_estimate_counts_the_traces():
     """Two per-example tensors of width x width (the last hidden layer's inputs) on every
     sub-network example: the batch and a DeepONet's every grid point; at depth 1 the inputs
-    are the sensors. Activity keeps none."""
+    are the sensors. Activity keeps none. `first_layer: jacobian` adds width rows."""
     target = {"family": "heat1d", "nx": 101, "nt": 101, "n_sensors": 101}
     model = {"kind": "spiking_deeponet", "width": 64, "depth": 2, "steps": 32, "latent": 64}
     train = {"batch": 20, "steps": 100}
 
+    def terms(estimator, method=(), **changes):
+        return run_terms(target, {**model, **changes},
+                         {"estimator": estimator, "directions": 1, **dict(method)}, train,
+                         lambda *names: ".".join(names))
+
     def traces(estimator, **changes):
-        terms = run_terms(target, {**model, **changes}, {"estimator": estimator, "directions": 1},
-                          train, lambda *names: ".".join(names))
-        return [t.bytes for t in terms if t.what == "eligibility traces"]
+        return [t.bytes for t in terms(estimator, **changes) if t.what == "eligibility traces"]
+
+    def states(method):  # the LIF states of the batch, with the estimator's rows as a factor
+        return next(t for t in terms("eligibility", method) if t.what == "LIF states of a batch")
 
     assert traces("eligibility") == [4 * 2 * 64 * 64 * (20 + 101 * 101)]
     assert traces("eligibility", depth=1) == [4 * 2 * 64 * 101 * (20 + 101 * 101)]
     assert traces("activity") == []
+    jacobian = states({"first_layer": "jacobian"})  # a row per first-layer neuron as well
+    assert jacobian.bytes == states({}).bytes * (2 * 1 + 64) // (2 * 1)
+    assert jacobian.factors[-1][0] == "method.first_layer"
 
 
 def test_training_with_eligibility_traces_reduces_the_loss(parabola, tmp_path):

@@ -22,6 +22,7 @@ readout and its LI are linear, so a tangent row through them would give the same
 """
 
 from functools import partial
+from itertools import accumulate
 from typing import NamedTuple
 
 import torch
@@ -35,12 +36,14 @@ from fwdsnn.grad.rows import run_subnets, subnet_prefixes
 
 
 class LayerNoise(NamedTuple):
-    """What a LIF layer's rows leave for the estimate: the rows carrying its noise, and per
-    example sum_t u x^T (B, rows, out, in) and sum_t u (B, rows, out)."""
+    """What a LIF layer's rows leave for the estimate: the rows carrying its noise, per
+    example sum_t u x^T (B, rows, out, in) and sum_t u (B, rows, out), and what the rows'
+    estimates are divided by (K random rows are averaged; unit rows, a Jacobian, are summed)."""
 
     rows: slice
     weight: Tensor
     bias: Tensor
+    divisor: int
 
 
 class Perturbed(NamedTuple):
@@ -64,21 +67,32 @@ class ActivityPlan(TracedPlan):
         super().__init__(net, prefix, (), [])
         self.draw = draw
         layers = len(net.linears) if noisy_layers is None else noisy_layers
+        self.layout([directions] * layers, [directions] * layers, scope)
+
+    def layout(self, counts: list[int], divisors: list[int], scope: str) -> None:
+        """counts[k] noise rows at LIF layer k (the same rows for every layer in global scope),
+        their estimates divided by divisors[k]; the rows live after each Linear follow."""
+        ends = list(accumulate(counts))
         if scope == "layer":
-            self.noisy = [slice(k * directions, (k + 1) * directions) for k in range(layers)]
-            self.live = [directions * min(k + 1, layers) for k in range(len(self.linears))]
+            self.noisy = [slice(end - n, end) for n, end in zip(counts, ends)]
+            self.live = [ends[min(k, len(ends) - 1)] if ends else 0
+                         for k in range(len(self.linears))]
         else:
-            self.noisy = [slice(0, directions)] * layers
-            self.live = [directions if layers else 0] * len(self.linears)
-        self.total = self.live[-1]
-        self.sums: list[tuple[Tensor, Tensor] | None] = [None] * layers
+            self.noisy = [slice(0, n) for n in counts]
+            self.live = [max(counts, default=0)] * len(self.linears)
+        self.total, self.divisors = self.live[-1], divisors
+        self.sums: list[tuple[Tensor, Tensor] | None] = [None] * len(counts)
+
+    def noise(self, k: int, like: Tensor) -> Tensor:
+        """LIF layer k's noise rows for a current shaped like `like`."""
+        return self.draw(like)
 
     def linear(self, k: int, value: tuple) -> tuple[Tensor, Tensor | None]:
         y, dy = super().linear(k, value)
         if k >= len(self.noisy):
             return y, dy
         rows = dy[self.noisy[k]]
-        u = self.draw(rows[0])
+        u = self.noise(k, rows[0])
         joined = value[1] is None or self.noisy[k].start >= value[1].shape[0]
         if joined:
             rows.copy_(u)
@@ -102,7 +116,8 @@ class ActivityPlan(TracedPlan):
 
     def finish(self, value: tuple) -> Perturbed:
         return Perturbed(super().finish(value),
-                         [LayerNoise(span, *sums) for span, sums in zip(self.noisy, self.sums)])
+                         [LayerNoise(span, *sums, divisor) for span, sums, divisor
+                          in zip(self.noisy, self.sums, self.divisors)])
 
 
 class ActivityPerturbation(DirectionalEstimator):
@@ -146,7 +161,7 @@ class ActivityPerturbation(DirectionalEstimator):
         slopes = torch.einsum("rbo,bo->rb", run.traced.tangent, output_grad)
         grads = {}
         for k, layer in enumerate(run.layers):
-            s = slopes[layer.rows] / self.directions
+            s = slopes[layer.rows] / layer.divisor
             grads[f"{prefix}linears.{k}.weight"] = torch.einsum("rb,broi->oi", s, layer.weight)
             grads[f"{prefix}linears.{k}.bias"] = torch.einsum("rb,bro->o", s, layer.bias)
         return grads

@@ -31,17 +31,24 @@ from torch import Tensor
 from fwdsnn.grad.activity import ActivityPerturbation, ActivityPlan, Perturbed
 from fwdsnn.snn.neuron import LIFWindow, decay_factors, leaky_scan
 
+FIRST_LAYERS = ("activity", "jacobian")
+
 
 class EligibilityPlan(ActivityPlan):
     """`ActivityPlan` with noise on the LIF layers before the last, and the last one traced."""
 
-    def __init__(self, net, prefix: str, blocks, rows, *, draw, directions: int):
+    def __init__(self, net, prefix: str, blocks, rows, *, draw, directions: int,
+                 first_layer: str):
         if not net.spiking:
             raise ValueError("estimator eligibility traces spiking layers over time; the tanh "
                              "twin (method spiking: false) has none: use backprop")
         self.traced_layer = len(net.linears) - 1  # the last hidden layer's Linear
         super().__init__(net, prefix, blocks, rows, draw=draw, directions=directions,
                          scope="layer", noisy_layers=self.traced_layer)
+        self.jacobian = first_layer == "jacobian" and self.traced_layer > 0
+        if self.jacobian:  # a unit row per neuron of the first current: summed, not averaged
+            counts = noise_rows(net, directions, first_layer)
+            self.layout(counts, [1] + [directions] * (len(counts) - 1), "layer")
         lif = net.lifs[self.traced_layer]
         self.alpha, self.keep = decay_factors(lif.p, lif.dt)
         self.input: Tensor | None = None  # the traced layer's input, with a column of ones
@@ -49,6 +56,16 @@ class EligibilityPlan(ActivityPlan):
         self.membrane: Tensor | None = None  # (1 - alpha) carry e at the last step, (B, n, in + 1)
         self.trace: Tensor | None = None  # E, (B, n, in + 1)
         self.step = 0
+
+    def noise(self, k: int, like: Tensor) -> Tensor:
+        """The first layer's current is constant in time: with `first_layer: jacobian` its
+        rows are the unit vectors of its neurons (the same for every example), so they carry
+        the exact dL/dz of every example to the output."""
+        if k or not self.jacobian:
+            return super().noise(k, like)
+        width = like.shape[-1]
+        eye = torch.eye(width, dtype=like.dtype, device=like.device)
+        return eye.view(width, 1, width).expand(width, *like.shape)
 
     def linear(self, k: int, value: tuple) -> tuple[Tensor, Tensor | None]:
         if k == self.traced_layer:
@@ -90,19 +107,34 @@ class EligibilityPlan(ActivityPlan):
         return super().finish(value)._replace(trace=self.trace)
 
 
+def noise_rows(net, directions: int, first_layer: str) -> list[int]:
+    """Noise rows of each LIF layer before a sub-network's last: K each, or at the first one
+    a unit row per neuron with `first_layer: jacobian`."""
+    counts = [directions] * (len(net.linears) - 1)
+    if counts and first_layer == "jacobian":
+        counts[0] = net.linears[0].out_features
+    return counts
+
+
 class EligibilityTraces(ActivityPerturbation):
-    """Method keys directions K (noise rows per LIF layer before the last) and distribution;
-    scope is layer and the readout exact, the only settings this estimator has."""
+    """Method keys directions K (noise rows per LIF layer before the last), distribution and
+    first_layer (activity: K noise rows there too; jacobian: its exact gradient from a unit
+    row per neuron of its current, constant in time). Scope is layer and the readout exact,
+    the only settings this estimator has."""
 
     def __init__(self, method: dict, generator: torch.Generator):
         for key, only in (("scope", "layer"), ("readout", "exact")):
             if method.get(key, only) != only:
                 raise ValueError(f"estimator eligibility: {key} must be {only!r}, got "
                                  f"{method[key]!r}")
+        self.first_layer = method.get("first_layer", "activity")
+        if self.first_layer not in FIRST_LAYERS:
+            raise ValueError(f"unknown first_layer {self.first_layer!r} (one of {FIRST_LAYERS})")
         super().__init__(method, generator)
 
     def plan(self):
-        return partial(EligibilityPlan, draw=self.draw, directions=self.directions)
+        return partial(EligibilityPlan, draw=self.draw, directions=self.directions,
+                       first_layer=self.first_layer)
 
     def hidden_gradients(self, net, prefix: str, run: Perturbed, output_grad: Tensor
                          ) -> dict[str, Tensor]:
@@ -114,7 +146,6 @@ class EligibilityTraces(ActivityPerturbation):
         return grads
 
     def forward_passes(self, model: torch.nn.Module) -> float:
-        """The primal pass (which carries the traces) plus one per noise row: K per LIF layer
-        before each sub-network's last."""
-        noisy = sum(len(net.linears) - 1 for net in model.subnets().values())
-        return 1.0 + self.directions * noisy
+        """The primal pass (which carries the traces) plus one per noise row (`noise_rows`)."""
+        return 1.0 + sum(sum(noise_rows(net, self.directions, self.first_layer))
+                         for net in model.subnets().values())
