@@ -249,7 +249,7 @@ def test_every_schema_key_has_a_description_and_a_default():
                          "methods", "length_scale", "kind", "estimator"}
     # a method key whose default is the estimator's own: a schema default would enter the
     # settings of every existing run (its Snakemake params) and rerun the whole study
-    estimator_defaults = {"readout", "epsilon_scale"}
+    estimator_defaults = {"readout", "epsilon_scale", "first_layer"}
     missing = []
 
     def visit(node, path):
