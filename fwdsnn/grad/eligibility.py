@@ -21,6 +21,10 @@ flat in T.
 
 The earlier LIF layers get `activity.ActivityPerturbation`'s rows in layer scope (K per layer),
 which also carry their noise through the traced layer to the output; the readout is exact.
+With `first_layer: jacobian` the first layer's rows are instead the unit vectors of its
+neurons: its current is computed once from the encoding (constant in time), so these width
+rows carry every example's exact dL/dz to the output, and with the traces a sub-network of
+two hidden layers gets its whole gradient exactly, at width tangent rows.
 """
 
 from functools import partial
