@@ -20,7 +20,7 @@ import yaml
 from fwdsnn import limits
 from fwdsnn.artifacts import NORSE_REFERENCE
 from fwdsnn.pdes import ParameterError
-from fwdsnn.registry import FAMILIES, MODEL_KINDS, family_module, model_kind
+from fwdsnn.registry import FAMILIES, MODEL_KINDS, estimator_gradient, family_module, model_kind
 
 SCHEMA = ("schemas", "config.schema.yaml")  # package data, so an installed fwdsnn validates too
 
@@ -234,10 +234,11 @@ def _check_memory(config: dict, schema: dict) -> None:
                 limits.check(terms + limits.stored_terms(experiment["target"], target), limit,
                              f"training {experiment['model']}/{method} on "
                              f"{experiment['target']!r} ({where})", default_of)
-            limits.check(limits.diagnostics_terms(experiment["target"], target, experiment["model"],
-                                                  model, config["diagnostics"]), limit,
-                         f"the gradient diagnostics of {experiment['target']}/{experiment['model']}",
-                         default_of)
+        for run, methods in diagnosed_methods(config, schema).items():
+            target_name, model_name = run.split("/")
+            limits.check(limits.diagnostics_terms(target_name, targets[target_name], model_name,
+                                                  models[model_name], config["diagnostics"], methods),
+                         limit, f"the gradient diagnostics of {run}", default_of)
         limits.check(limits.bench_terms(config["bench"]), limit, "the cost benchmark", default_of)
     except limits.MemoryLimitError as err:
         raise ConfigError(f"config key '{err.key}': {err.reason}") from None
@@ -356,3 +357,30 @@ def step_time_runs(config: dict) -> dict[str, dict]:
         runs[name] = {"target": experiment["target"], "model": config["models"][name],
                       "methods": methods}
     return runs
+
+
+def diagnosed_methods(config: dict, schema: dict | None = None) -> dict[str, dict[str, dict]]:
+    """What the gradient diagnostics (fwdsnn.diagnostics) compare with BPTT: 'target/model' ->
+    {method: {"method": its settings with the experiment's overrides, "gradient": what its
+    estimator estimates (fwdsnn.registry.ESTIMATOR_GRADIENT), "directions": the K swept}} for
+    every spiking method that does not compute the exact gradient, over the experiments of
+    that target and model. ANN methods are left out: the diagnostics measure estimates of a
+    spiking network's gradient. A target and model with no such method is not diagnosed.
+
+    A derivative-free method sweeps only the ``diagnostics.directions`` up to its training K
+    (at least the smallest): each of its directions costs full passes of the network, and a
+    larger K says nothing about how it trains."""
+    ks = config["diagnostics"]["directions"]
+    diagnosed: dict[str, dict[str, dict]] = {}
+    for index, experiment in enumerate(config["experiments"]):
+        for method in experiment["methods"]:
+            settings = method_settings(config, experiment, method, schema, f"experiments.{index}")
+            gradient = estimator_gradient(settings["estimator"])
+            if not settings["spiking"] or gradient == "exact":
+                continue
+            swept = (([k for k in ks if k <= settings["directions"]] or [min(ks)])
+                     if gradient == "derivative_free" else list(ks))
+            run = f"{experiment['target']}/{experiment['model']}"
+            diagnosed.setdefault(run, {})[method] = {"method": settings, "gradient": gradient,
+                                                     "directions": swept}
+    return dict(sorted(diagnosed.items()))

@@ -115,27 +115,45 @@ def plot_reference(datasets: Mapping[str, xr.Dataset], png: str | Path, pdf: str
     save(fig, png, pdf)
 
 
+NO_DIAGNOSED_METHODS = ("No method of this study estimates a spiking network's gradient without "
+                        "back-propagation: nothing to compare with BPTT")
+
+
 def plot_gradient_quality(datasets: Mapping[str, xr.Dataset], png: str | Path, pdf: str | Path) -> None:
-    """Cosine to the BPTT gradient vs K (mean and spread over draws), with sqrt(K/d)."""
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False,
-                             constrained_layout=True)
-    for (name, ds), ax in zip(datasets.items(), axes[0]):
-        k = ds["directions"].values
-        for surrogate in ds["surrogate"].values:
-            for scope, style in zip(ds["scope"].values, ("-", "--")):
-                cos = ds["cosine"].sel(surrogate=surrogate, scope=scope)
-                mean, std = cos.mean("draw").values, cos.std("draw").values
-                # the rfg method this estimate belongs to: rfg-layer, rfg-layer-stein, ...
-                colour = method_colour(f"rfg-{scope}" + ("-stein" if surrogate == "stein" else ""))
-                ax.plot(k, mean, style, marker="o", ms=3, color=colour, label=f"{scope}, {surrogate}")
-                ax.fill_between(k, mean - std, mean + std, color=colour, alpha=0.15)
-        ax.plot(k, ds["theory_global"], ":", color="k", label="sqrt(K/d), global")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel(axis_label(ds["directions"]))
-        ax.set_ylabel(axis_label(ds["cosine"]))
-        ax.set_title(f"{name} (d = {ds.attrs['parameters']})", fontsize=9, loc="left")
-    axes[0][0].legend(fontsize=7)
+    """Cosine to the BPTT gradient vs K, one row per target/model and one panel per parameter
+    layer (the first: the whole estimate), one line per method (mean, band: spread over
+    draws), with sqrt(K/d) of the layer or of the whole network."""
+    if not datasets:
+        plot_empty(NO_DIAGNOSED_METHODS, png, pdf)
+        return
+    ncols = 1 + max(ds.sizes["layer"] for ds in datasets.values())
+    fig, axes = plt.subplots(len(datasets), ncols, figsize=(2.4 * ncols, 2.1 * len(datasets)),
+                             squeeze=False, constrained_layout=True)
+    for (name, ds), row in zip(datasets.items(), axes):
+        panels = [("all", ds["overall_cosine"], ds["theory_global"], ds.attrs["parameters"])]
+        panels += [(layer, ds["cosine"].sel(layer=layer), ds["theory_layer"].sel(layer=layer),
+                    int(ds["layer_parameters"].sel(layer=layer))) for layer in ds["layer"].values]
+        for ax in row[len(panels):]:
+            ax.set_visible(False)
+        for ax, (layer, cos, theory, d) in zip(row, panels):
+            k = ds["directions"].values
+            for method in ds["method"].values:
+                point = cos.sel({"method": method})
+                mean, std = point.mean("draw").values, point.std("draw").values
+                colour = method_colour(method)
+                label = f"{method} (vs {point['reference'].item()})"
+                ax.plot(k, mean, "-", marker="o", ms=2.5, color=colour, label=label)
+                ax.fill_between(k, mean - std, mean + std, color=colour, alpha=0.12)
+            ax.plot(k, np.minimum(theory, 1.0), ":", color="k", label="sqrt(K/d)")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log", nonpositive="mask")
+            ax.set_title(f"{name} {layer} (d={d})" if layer == "all" else f"{layer} (d={d})",
+                         fontsize=7, loc="left")
+            ax.tick_params(which="both", labelsize=6)
+        row[0].set_ylabel(axis_label(ds["overall_cosine"]), fontsize=6)
+        row[0].legend(fontsize=5)
+    for ax in axes[-1]:
+        ax.set_xlabel(axis_label(next(iter(datasets.values()))["directions"]), fontsize=6)
     save(fig, png, pdf)
 
 

@@ -191,9 +191,11 @@ def run_terms(target: Mapping[str, Any], model: Mapping[str, Any], method: Mappi
 
 
 def diagnostics_terms(target_name: str, target: Mapping[str, Any], model_name: str,
-                      model: Mapping[str, Any], diagnostics: Mapping[str, Any]) -> list[Term]:
-    """The gradient diagnostics of one target and model: forward rows at the largest K and the
-    BPTT gradient they are compared with, on the fixed batch, plus the data."""
+                      model: Mapping[str, Any], diagnostics: Mapping[str, Any],
+                      methods: Mapping[str, Mapping[str, Any]]) -> list[Term]:
+    """The gradient diagnostics of one target and model: the largest of its methods' rows at
+    their largest K (``methods``: fwdsnn.config.diagnosed_methods of the job) and the BPTT
+    gradient they are compared with, on the fixed batch, plus the data."""
     keys = {"batch": "diagnostics.batch", "directions": "diagnostics.directions",
             "steps": "diagnostics.draws"}
 
@@ -201,10 +203,13 @@ def diagnostics_terms(target_name: str, target: Mapping[str, Any], model_name: s
         prefix = {"model": f"models.{model_name}.", "target": f"targets.{target_name}."}.get(section)
         return prefix + name if prefix else keys[name]
 
+    def total(terms):
+        return sum(term.bytes for term in terms)
+
     train = {"batch": diagnostics["batch"], "steps": diagnostics["draws"]}
-    forward = {"estimator": "forward", "directions": max(diagnostics["directions"])}
-    return [*run_terms(target, model, forward, train, key),
-            *run_terms(target, model, {"estimator": "backprop"}, train, key),
+    largest = max((run_terms(target, model, {**m["method"], "directions": max(m["directions"])},
+                             train, key) for m in methods.values()), key=total)
+    return [*largest, *run_terms(target, model, {"estimator": "backprop"}, train, key),
             *stored_terms(target_name, target)]
 
 

@@ -45,6 +45,18 @@ ESTIMATOR_MEMORY = {
     "eligibility": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True, "traces": 2},
 }
 
+# What an estimator's estimate follows, for the gradient diagnostics (fwdsnn.diagnostics):
+# "exact" (BPTT: nothing to diagnose), "surrogate" (a random estimate of the surrogate
+# gradient) or "derivative_free" (loss values through the true spike only). Every ESTIMATORS
+# name has an entry.
+ESTIMATOR_GRADIENT = {
+    "backprop": "exact",
+    "backprop-norse": "exact",
+    "forward": "surrogate",
+    "perturbation": "derivative_free",
+    "activity": "surrogate",
+}
+
 # Model kinds the config may name: the class, the problem layout its inputs follow
 # (fwdsnn.data: pointwise inputs, or a DeepONet's / SepONet's sensors and coordinates), and the
 # model setting that sizes its sub-networks' outputs (None: the target's own outputs).
@@ -77,6 +89,11 @@ def model_kind(kind: str) -> dict:
 def estimator_memory(name: str) -> dict:
     """What the memory estimate needs of estimator ``name`` (see ESTIMATOR_MEMORY), without torch."""
     return _entry(ESTIMATOR_MEMORY, "estimator", name)
+
+
+def estimator_gradient(name: str) -> str:
+    """What estimator ``name`` estimates (see ESTIMATOR_GRADIENT), without torch."""
+    return _entry(ESTIMATOR_GRADIENT, "estimator", name)
 
 
 def estimator_module(name: str) -> str:

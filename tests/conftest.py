@@ -55,7 +55,7 @@ def copy_workflow(dest: Path, with_package: bool = False) -> Path:
 def register_toy_entries(package: Path) -> list[Path]:
     """Register a family, an estimator and a model kind in a copy of the package (fwdsnn/
     under a scratch directory), as a contributor would: one entry each in registry.py (an
-    estimator also its memory traits; the schema's kind enum) and a module each. Returns the
+    estimator also its memory and gradient traits; the schema's kind enum) and a module each. Returns the
     new modules."""
     registry = package / "registry.py"
     memory = ('"toy": {"autograd": False, "rows": 1, "per_layer": False, "example_sums": False, '
@@ -65,6 +65,7 @@ def register_toy_entries(package: Path) -> list[Path]:
                         .replace("FAMILIES = {\n", 'FAMILIES = {\n    "toy": "fwdsnn.pdes.toy",\n')
                         .replace("ESTIMATORS = {\n", 'ESTIMATORS = {\n    "toy": "fwdsnn.grad.toy:Toy",\n')
                         .replace("ESTIMATOR_MEMORY = {\n", f"ESTIMATOR_MEMORY = {{\n    {memory}\n")
+                        .replace("ESTIMATOR_GRADIENT = {\n", 'ESTIMATOR_GRADIENT = {\n    "toy": "surrogate",\n')
                         .replace("MODEL_KINDS = {\n", f"MODEL_KINDS = {{\n    {kind}\n"))
     schema = package / "schemas" / "config.schema.yaml"
     schema.write_text(schema.read_text().replace("enum: [spiking_mlp, spiking_deeponet, spiking_seponet]",

@@ -5,6 +5,7 @@ from fwdsnn.artifacts import RUN_DIR
 from fwdsnn.config import (
     ConfigError,
     check_config_files,
+    diagnosed_methods,
     method_settings,
     step_time_runs,
     train_settings,
@@ -119,4 +120,19 @@ def target_training(wildcards):
     }
 
 
-DIAGNOSED = sorted({f"{e['target']}/{e['model']}" for e in config["experiments"]})
+# 'target/model' -> {method: settings, gradient kind, K swept}: the forward-only spiking methods
+# the diagnostics compare with BPTT; each job's params hold only its own methods, so adding one
+# reruns only that job.
+DIAGNOSED_METHODS = diagnosed_methods(config)
+DIAGNOSED = list(DIAGNOSED_METHODS)
+
+
+def diagnosed(wildcards):
+    """The methods of one diagnostics job."""
+    return DIAGNOSED_METHODS[f"{wildcards.target}/{wildcards.model}"]
+
+
+def diagnostics_code(wildcards):
+    """Fingerprint of the diagnostics stage plus the estimators of the job's methods."""
+    modules = {estimator_module(m["method"]["estimator"]) for m in diagnosed(wildcards).values()}
+    return code_fingerprint("fwdsnn.diagnostics", *sorted(modules))

@@ -12,8 +12,9 @@ rule gradient_quality:
         benchmark_path("diagnostics", "{target}/{model}")
     params:
         model=lambda w: config["models"][w.model],
+        methods=diagnosed,
         settings=config["diagnostics"],
-        code=code_fingerprint("fwdsnn.diagnostics"),
+        code=diagnostics_code,
     script:
         "../scripts/gradient_quality.py"
 
