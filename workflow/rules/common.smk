@@ -134,5 +134,8 @@ def diagnosed(wildcards):
 
 def diagnostics_code(wildcards):
     """Fingerprint of the diagnostics stage plus the estimators of the job's methods."""
-    modules = {estimator_module(m["method"]["estimator"]) for m in diagnosed(wildcards).values()}
+    modules = {
+        estimator_module(m["method"]["estimator"])
+        for m in diagnosed(wildcards).values()
+    }
     return code_fingerprint("fwdsnn.diagnostics", *sorted(modules))
