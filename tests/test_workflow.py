@@ -8,6 +8,7 @@ import nir
 
 from fwdsnn import io
 from fwdsnn.artifacts import SPLIT_TRAIN, split_mask
+from fwdsnn.config import diagnosed_methods
 from fwdsnn.hardware.format import read_fixed
 from fwdsnn.reference import read_reference
 from conftest import DIVERGING_RUN, OVERLAY, planned_outputs, quick_config, register_toy_entries, snakemake
@@ -53,12 +54,15 @@ def test_every_quick_run_trained_and_logged_progress(quick_study):
 
 def test_gradient_diagnostics_and_cost_benchmark(quick_study):
     config = quick_config(quick_study)
-    for experiment in config["experiments"]:
-        path = quick_study / "results" / "diagnostics" / experiment["target"] / experiment["model"]
+    for run, methods in diagnosed_methods(config).items():
+        path = quick_study / "results" / "diagnostics" / run
         ds = io.read_dataset(path / "gradient_quality.nc", stage="diagnostics", variables=("cosine",))
+        assert list(ds["method"].values) == list(methods)
         assert list(ds["directions"].values) == config["diagnostics"]["directions"]
         assert ds.sizes["draw"] == config["diagnostics"]["draws"]
-        assert np.all(np.abs(ds["cosine"].values) <= 1 + 1e-12)
+        for name, entry in methods.items():
+            swept = ds["cosine"].sel({"method": name}).sel(directions=entry["directions"])
+            assert np.all(np.abs(swept.values) <= 1 + 1e-12), name
         np.testing.assert_allclose(ds["theory_global"], np.sqrt(ds["directions"] / ds.attrs["parameters"]))
     bench = io.read_dataset(quick_study / "results" / "bench" / "estimators.nc", stage="bench")
     assert set(bench["estimator"].values) == {"bp-norse", "bp", "rfg-global", "rfg-layer", "wp-global",
