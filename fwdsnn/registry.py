@@ -55,6 +55,7 @@ ESTIMATOR_GRADIENT = {
     "forward": "surrogate",
     "perturbation": "derivative_free",
     "activity": "surrogate",
+    "eligibility": "surrogate",
 }
 
 # Model kinds the config may name: the class, the problem layout its inputs follow
