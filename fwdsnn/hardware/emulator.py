@@ -1,7 +1,8 @@
-"""Integer-only emulator of a `HardwareNet`: Lava's bit-accurate Dense + LIF, vectorised over
-the batch, with a configurable synaptic delay.
+"""Integer-only emulator of `HardwareNet`s: Lava's bit-accurate Dense + LIF, vectorised over
+the batch and over R weight sets (rows) of one architecture, with a configurable synaptic
+delay. One pass runs all rows, so training in the loop evaluates every perturbed set at once.
 
-Semantics (all arithmetic in int64; t = 0, 1, ... is the step):
+Semantics (integers; t = 0, 1, ... is the step):
 - Dense: weights clipped and truncated as Lava's Dense does (weight_bits <= 8; wider weights
   are used as stored, the format's extension); ``acc = W_eff @ x[t]`` (binary inputs: the
   columns of the spiking inputs), then ``acc << weight_exp`` or ``acc >> -weight_exp``
@@ -16,13 +17,31 @@ Semantics (all arithmetic in int64; t = 0, 1, ... is the step):
   ``s = v > vth << 6``, ``v = 0`` where s; the readout (spiking = 0) skips the last two.
 Checked bit for bit against Lava's own traces (tests/data/lava_golden.nc). The sub-networks'
 decoded floats are combined by the model kind's own `combine` (fwdsnn.snn.models), in float.
+
+The integers are held in float64 tensors, so that the Dense products are BLAS matrix products.
+That is exact while every intermediate, partial sums included, stays below 2^53 in magnitude
+(integers are exact there, and a power-of-two scaling, floor or trunc of one is exact). The
+bound (`exact_bound`, checked for every layer of every row before a pass, ValueError if over):
+- Dense accumulator: |acc| <= A0 = max over neurons of sum_j |W_eff| peak|x_j| + |always-on
+  weight| always_on_input, peak|x| being 2^(input_bits - 1) - 1 for a graded input (the
+  message saturates there) and 1 for spikes; any partial sum of the product is within A0;
+- Dense output: |a| <= A = sum over the layer's Dense processes of A0 2^weight_exp (+1 where
+  the exponent floors);
+- current: the wrap never increases |u| and trunc0 shrinks it, so |u_t| <= (1 - (du + 1)/4096)
+  |u_{t-1}| + 64 A, hence |u| <= U = 64 A 4096 / (du + 1), and |u * (4096 - (du + 1))| < 4096 U;
+- voltage: clipped to V_LIMIT = 2^23 - 1 every step, so |v * (4096 - dv)| <= 4096 V_LIMIT and
+  the sum before the clip is within V_LIMIT + U + |bias|, |bias| <= 2^12 2^8.
+The largest is max(A0 2^max(weight_exp, 0), 4096 U, 4096 V_LIMIT + U + 2^20); a converted
+network keeps U within 2^23 (convert.py), so it has about 2^17 of margin.
 """
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import xarray as xr
+from torch import Tensor
 
 from fwdsnn import io
 from fwdsnn.artifacts import EMULATED, LAVA_MAX_WEIGHT_BITS, REFERENCE
@@ -39,6 +58,8 @@ from fwdsnn.status import COMPLETED
 log = logging.getLogger(__name__)
 U_MAX = 2 ** (STATE_BITS - 1)
 DECAY_UNITY = 1 << DECAY_BITS
+EXACT_LIMIT = 2.0 ** 53  # float64 holds every integer below this exactly
+BIAS_LIMIT = 2.0 ** 20   # |bias_mant << bias_exp| within the format's 13-bit mantissa, exponent <= 8
 CHUNK = 256  # test samples per emulator call: bounds the memory of the recorded traces
 
 
@@ -58,106 +79,196 @@ def effective_weights(weight: np.ndarray, bits: int) -> np.ndarray:
     return -w if inhibitory else w
 
 
-def shift(values: np.ndarray, exponent: int) -> np.ndarray:
-    """values * 2^exponent, flooring for negative exponents (arithmetic shift, as Lava)."""
-    return values << exponent if exponent >= 0 else values >> -exponent
+@dataclass
+class Rows:
+    """One layer of R networks as float64 tensors of integers, ready for the batched pass.
+    dense: per Dense process (effective weights (R, in, n), the always-on column's current
+    (R, 1, n), 2^exponent (R, 1, 1)); bias and threshold (R, 1, n) and (R, 1, 1)."""
+
+    name: str
+    dense: list[tuple[Tensor, Tensor, Tensor]]
+    graded: bool
+    spiking: bool
+    u_keep: int
+    v_keep: int
+    bias: Tensor
+    threshold: Tensor
+    state_scale: Tensor  # (R,) float value of one unit of v
 
 
-def trunc0(y: np.ndarray) -> np.ndarray:
-    """y / 4096 rounded toward zero (the decay rounding of Lava's LIF)."""
-    return np.sign(y) * (np.abs(y) >> DECAY_BITS)
+def _same(layers: list[Layer], key: str):
+    values = {getattr(layer, key) for layer in layers}
+    if len(values) > 1:
+        raise ValueError(f"{layers[0].name}: rows differ in {key} ({sorted(values)}): one pass "
+                         "runs one architecture")
+    return values.pop()
 
 
-def wrap_current(pre: np.ndarray) -> np.ndarray:
-    """Lava's current overflow: a single conditional +-2^24, not a modulo."""
-    wrapped = np.where(pre > U_MAX, pre - 2 * U_MAX, pre)
-    return np.where(wrapped <= -U_MAX, pre + 2 * U_MAX, wrapped)
+def stack_rows(layers: list[Layer]) -> Rows:
+    """The same layer of R networks (one per row) as `Rows`."""
+    def tensor(arrays):
+        return torch.from_numpy(np.stack(arrays).astype(np.float64))
+
+    def process(weight, always_on_weight, exponent):
+        w = [effective_weights(np.column_stack([getattr(l, weight), getattr(l, always_on_weight)]),
+                               l.weight_bits) for l in layers]
+        on = [l.always_on_input for l in layers]
+        return (tensor([m[:, :-1].T for m in w]), tensor([m[None, :, -1] * c for m, c in zip(w, on)]),
+                tensor([[[2.0 ** getattr(l, exponent)]] for l in layers]))
+
+    for key in ("size", "graded_input", "spiking", "du", "dv", "weight_bits"):
+        _same(layers, key)
+    dense = [process("weight", "always_on_weight", "weight_exp")]
+    if any(layer.has_fine_dense for layer in layers):
+        dense.append(process("fine_weight", "fine_always_on_weight", "fine_weight_exp"))
+    bias = [np.where(l.bias_exp >= 0, l.bias_mant << np.maximum(l.bias_exp, 0),
+                     l.bias_mant >> np.maximum(-l.bias_exp, 0))[None] for l in layers]
+    first = layers[0]
+    return Rows(name=first.name, dense=dense, graded=first.graded_input, spiking=first.spiking,
+                u_keep=DECAY_UNITY - (first.du + 1), v_keep=DECAY_UNITY - first.dv, bias=tensor(bias),
+                threshold=tensor([[[l.vth << VTH_SHIFT]] for l in layers]),
+                state_scale=torch.tensor([l.state_scale for l in layers], dtype=torch.float64))
 
 
-def dense(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """Dense output for inputs x (..., n_in), the always-on column appended; plus the fine
-    Dense's output where the layer has one (a second Dense process, its own floor)."""
-    x = np.asarray(x, np.int64)
-    if not layer.graded_input:
-        x = (x != 0).astype(np.int64)
-    always_on = np.full((*x.shape[:-1], 1), layer.always_on_input, np.int64)
-    x = np.concatenate([x, always_on], axis=-1)
-    processes = [(layer.weight, layer.always_on_weight, layer.weight_exp)]
-    if layer.has_fine_dense:
-        processes.append((layer.fine_weight, layer.fine_always_on_weight, layer.fine_weight_exp))
+def exact_bound(rows: Rows, peak_input: float) -> float:
+    """The largest magnitude any intermediate of the layer's integer step can take, for input
+    messages within peak_input (module docstring: the bound)."""
+    peak_x = peak_input if rows.graded else 1.0
+    a, acc = 0.0, 0.0
+    for weight, always_on, scale in rows.dense:
+        peaks = weight.abs().sum(dim=1) * peak_x + always_on.abs()[:, 0]  # (R, n)
+        row_peak = peaks.max(dim=1).values
+        acc = max(acc, float((row_peak * torch.clamp(scale[:, 0, 0], min=1.0)).max()))
+        a += float((row_peak * scale[:, 0, 0] + (scale[:, 0, 0] < 1)).max())
+    u = 2 ** ACT_SHIFT * a * DECAY_UNITY / (DECAY_UNITY - rows.u_keep)
+    return max(acc, DECAY_UNITY * u, DECAY_UNITY * V_LIMIT + u + BIAS_LIMIT)
+
+
+def check_exact(stack: list[Rows], peak_input: float) -> None:
+    """ValueError naming the first layer whose intermediates could leave float64's integers."""
+    for k, rows in enumerate(stack):
+        bound = exact_bound(rows, peak_input if k == 0 else 1.0)
+        if bound >= EXACT_LIMIT:
+            raise ValueError(f"{rows.name}: an intermediate of the integer step could reach "
+                             f"{bound:.3g} >= 2^53, beyond the integers float64 holds exactly "
+                             "(weights, exponents or input bits too large)")
+
+
+def dense(rows: Rows, x: Tensor) -> Tensor:
+    """Dense outputs (R, steps, B, n) of integer inputs x (R or 1, steps, B, in): every process's
+    product, its always-on current, then its power-of-two scaling with floor."""
+    if not rows.graded:
+        x = (x != 0).to(torch.float64)
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])
     out = 0
-    for weight, always_on_weight, exponent in processes:
-        w = effective_weights(np.column_stack([weight, always_on_weight]), layer.weight_bits)
-        out = out + shift(x @ w.T, exponent)
-    return out
+    for weight, always_on, scale in rows.dense:
+        out = out + torch.floor((torch.matmul(flat, weight) + always_on) * scale)
+    return out.reshape(out.shape[0], *x.shape[1:-1], out.shape[-1])
 
 
-def neuron(layer: Layer, a: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the layer's neurons over time on Dense outputs a (steps, ..., n): u, v, s per step."""
-    mant, exp = np.asarray(layer.bias_mant, np.int64), np.asarray(layer.bias_exp, np.int64)
-    bias = np.where(exp >= 0, mant << np.maximum(exp, 0), mant >> np.maximum(-exp, 0))
-    u_keep = DECAY_UNITY - (layer.du + 1)
-    v_keep = DECAY_UNITY - layer.dv
-    threshold = layer.vth << VTH_SHIFT
-    u = np.zeros(a.shape[1:], np.int64)
-    v = np.zeros(a.shape[1:], np.int64)
-    trace = {name: np.zeros(a.shape, np.int64) for name in ("u", "v")}
-    trace["s"] = np.zeros(a.shape, bool)
-    for t in range(a.shape[0]):
-        u = wrap_current(trunc0(u * u_keep) + (a[t] << ACT_SHIFT))
-        v = np.clip(trunc0(v * v_keep) + u + bias, -V_LIMIT, V_LIMIT)
-        if layer.spiking:
-            s = v > threshold
-            v = np.where(s, 0, v)
-            trace["s"][t] = s
-        trace["u"][t], trace["v"][t] = u, v
+def trunc0(y: Tensor) -> Tensor:
+    """y / 4096 rounded toward zero (the decay rounding of Lava's LIF)."""
+    return torch.trunc(y / DECAY_UNITY)
+
+
+def wrap_current(pre: Tensor) -> Tensor:
+    """Lava's current overflow: a single conditional +-2^24, not a modulo."""
+    wrapped = torch.where(pre > U_MAX, pre - 2 * U_MAX, pre)
+    return torch.where(wrapped <= -U_MAX, pre + 2 * U_MAX, wrapped)
+
+
+def neuron(rows: Rows, a: Tensor, keep: tuple[str, ...]) -> dict[str, Tensor]:
+    """Run the layer's neurons over time on Dense outputs a (R, steps, B, n): the traces named
+    in keep of u, v and s (bool), each (R, steps, B, n)."""
+    u = a.new_zeros(a.shape[0], *a.shape[2:])
+    v = torch.zeros_like(u)
+    trace = {name: torch.zeros(a.shape, dtype=torch.bool if name == "s" else a.dtype) for name in keep}
+    for t in range(a.shape[1]):
+        u = wrap_current(trunc0(u * rows.u_keep) + a[:, t] * 2 ** ACT_SHIFT)
+        v = torch.clamp(trunc0(v * rows.v_keep) + u + rows.bias, -V_LIMIT, V_LIMIT)
+        if rows.spiking:
+            s = v > rows.threshold
+            v = torch.where(s, 0.0, v)
+            if "s" in trace:
+                trace["s"][:, t] = s
+        for name, value in (("u", u), ("v", v)):
+            if name in trace:
+                trace[name][:, t] = value
     return trace
 
 
-def run_layers(layers: list[Layer], x: np.ndarray, delay: int) -> list[dict[str, np.ndarray]]:
-    """Feed-forward chain on integer inputs x (steps, ..., n_in): per layer the traces a_in
-    (what the neuron received), u, v, s, each (steps, ..., n)."""
+def run_rows(stack: list[Rows], x: Tensor, delay: int, keep: tuple[str, ...] = ("s", "v")
+             ) -> list[dict[str, Tensor]]:
+    """Feed-forward chain on integer inputs x (R or 1, steps, B, n_in): per layer the traces
+    a_in (what the neuron received) and those in keep, each (R, steps, B, n); a hidden layer
+    keeps s for the next layer, the last keeps v (the readout's output)."""
     traces = []
-    for layer in layers:
-        out = dense(layer, x)
-        a = np.zeros_like(out)
-        a[delay:] = out[:out.shape[0] - delay]
-        trace = {"a_in": a, **neuron(layer, a)}
+    for k, rows in enumerate(stack):
+        out = dense(rows, x)
+        a = torch.zeros_like(out)
+        a[:, delay:] = out[:, :out.shape[1] - delay]
+        wanted = tuple(keep) + (("s",) if k < len(stack) - 1 else ("v",))
+        trace = {"a_in": a, **neuron(rows, a, tuple(dict.fromkeys(wanted)))}
         traces.append(trace)
-        x = trace["s"]
+        x = trace.get("s")
     return traces
 
 
-def quantise_input(x: np.ndarray, layer: Layer, bits: int) -> np.ndarray:
+def run_layers(layers: list[Layer], x: np.ndarray, delay: int) -> list[dict[str, np.ndarray]]:
+    """One network's chain on integer inputs x (steps, ..., n_in), through `run_rows` with one
+    row: per layer the traces a_in, u, v (int64) and s (bool), each (steps, ..., n)."""
+    x = np.asarray(x, np.int64)
+    stack = [stack_rows([layer]) for layer in layers]
+    check_exact(stack, float(np.abs(x).max(initial=0)))
+    flat = torch.from_numpy(x.reshape(x.shape[0], -1, x.shape[-1]).astype(np.float64))[None]
+    traces = run_rows(stack, flat, delay, keep=("u", "v", "s"))
+    return [{name: value[0].numpy().astype(bool if name == "s" else np.int64)
+             .reshape(*x.shape[:-1], value.shape[-1]) for name, value in trace.items()}
+            for trace in traces]
+
+
+def quantise_input(x: Tensor, input_scale: float, bits: int) -> Tensor:
     """Graded input message: x / input_scale rounded to nearest, saturated to `bits` (signed)."""
     limit = 2 ** (bits - 1) - 1
-    return np.clip(np.rint(np.asarray(x, np.float64) / layer.input_scale), -limit, limit).astype(np.int64)
+    return torch.clamp(torch.round(torch.as_tensor(x, dtype=torch.float64) / input_scale), -limit, limit)
 
 
-def run_subnet(net: HardwareNet, layers: list[Layer], x: np.ndarray, delay: int
-               ) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
-    """Normalised float input (B, n_in), sent every step -> decoded readout (B, n_out), traces."""
-    message = quantise_input(x, layers[0], net.input_bits)
-    traces = run_layers(layers, np.broadcast_to(message, (net.steps, *message.shape)), delay)
+def emulate_rows(nets: list[HardwareNet], inputs: tuple, delay: int | None = None, spikes: bool = False
+                 ) -> tuple[Tensor, dict[str, Tensor]]:
+    """R networks of one architecture in one pass: their outputs (R, *output) in normalised
+    units for the usual inputs (see Problem.model_inputs, tensors or arrays), and with
+    `spikes` the spike trains (R, steps, batch, n) of every LIF layer by name."""
+    net = nets[0]
+    for key in ("kind", "steps", "input_bits", "decode", "window", "synaptic_delay"):
+        if len({getattr(n, key) for n in nets}) > 1:
+            raise ValueError(f"the rows' networks differ in {key}: one pass runs one architecture")
+    delay = net.synaptic_delay if delay is None else delay
+    kind = model_class(net.kind)
+    feeds = kind.subnet_inputs(net.subnets, inputs)
     start, _ = decode_window(net.steps, net.decode, net.window)
-    decoded = traces[-1]["v"][start:].mean(axis=0)  # the float network's decode, on integers
-    return decoded * layers[-1].state_scale, traces
+    outputs, trains = {}, {}
+    for key, layers in net.subnets.items():
+        stack = [stack_rows([n.subnets[key][k] for n in nets]) for k in range(len(layers))]
+        check_exact(stack, 2 ** (net.input_bits - 1) - 1)
+        if len({n.subnets[key][0].input_scale for n in nets}) > 1:
+            raise ValueError(f"{layers[0].name}: the rows' networks differ in input_scale")
+        message = quantise_input(feeds[key], layers[0].input_scale, net.input_bits)
+        x = message.expand(1, net.steps, *message.shape)
+        traces = run_rows(stack, x, delay, keep=("s",) if spikes else ())
+        decoded = traces[-1]["v"][:, start:].mean(dim=1)  # the float network's decode, on integers
+        outputs[key] = decoded * stack[-1].state_scale[:, None, None]
+        if spikes:
+            trains.update({l.name: t["s"] for l, t in zip(layers, traces) if l.spiking})
+    b0 = torch.tensor([n.b0 for n in nets], dtype=torch.float64)
+    return kind.combine_rows(outputs, {"b0": b0}), trains
 
 
 def emulate(net: HardwareNet, inputs: tuple, delay: int | None = None
             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The model's output (normalised units) for its usual inputs (see Problem.model_inputs),
-    and the spike trains (steps, batch, n) of every LIF layer by name."""
-    delay = net.synaptic_delay if delay is None else delay
-    kind = model_class(net.kind)
-    feeds = kind.subnet_inputs(net.subnets, inputs)
-    outputs, spikes = {}, {}
-    for key, layers in net.subnets.items():
-        decoded, traces = run_subnet(net, layers, np.asarray(feeds[key]), delay)
-        outputs[key] = torch.from_numpy(decoded)
-        spikes.update({layer.name: trace["s"] for layer, trace in zip(layers, traces) if layer.spiking})
-    b0 = torch.tensor(net.b0, dtype=torch.float64)
-    return kind.combine(outputs, {"b0": b0}).numpy(), spikes
+    """One network (`emulate_rows` with one row): the model's output (normalised units) and
+    the spike trains (steps, batch, n) of every LIF layer by name, as arrays."""
+    output, trains = emulate_rows([net], inputs, delay, spikes=True)
+    return output[0].numpy(), {name: s[0].numpy() for name, s in trains.items()}
 
 
 def emulate_run(model_path, pairs: list[tuple], reference_path, delay: int | None = None) -> None:

@@ -160,11 +160,12 @@ class SpikingModel(_SpikeLog, nn.Module):
 
         return torch.func.vmap(one)(rows(outputs, tangents), rows(scalars, scalar_tangents))
 
-    def combine_rows(self, row_outputs: dict[str, Tensor], scalar_rows: dict[str, Tensor]
+    @classmethod
+    def combine_rows(cls, row_outputs: dict[str, Tensor], scalar_rows: dict[str, Tensor]
                      ) -> Tensor:
         """`combine` per row of batched parameter sets: outputs and scalars with a leading row
-        dimension (R, ...) -> (R, *output)."""
-        return torch.func.vmap(self.combine)(row_outputs, scalar_rows)
+        dimension (R, ...) -> (R, *output). A class method: the emulator has the kind only."""
+        return torch.func.vmap(cls.combine)(row_outputs, scalar_rows)
 
 
 class SpikingMLP(SpikingModel):
