@@ -114,6 +114,7 @@ def setting(section_path: str, value):
 
 NAN, INF = float("nan"), float("inf")
 # (dotted key changed, value, text the error must contain)
+IN_LOOP = {"estimator": "perturbation", "epsilon": 2.0}
 FUZZ = [
     # non-finite numbers anywhere (YAML .nan / .inf)
     *[(key, value, f"config key '{key}': {value} is not a finite number") for key, value in [
@@ -157,6 +158,12 @@ FUZZ = [
     ("bench.width", 10**6, "config key 'bench.width'"),
     ("bench.time_steps", [16, 10**9], "config key 'bench.time_steps'"),
     ("methods.wp.directions", 10**8, "config key 'methods.wp.directions'"),
+    # training in the loop
+    ("methods.wp", {**IN_LOOP, "hardware": {"bits": 5}}, "config key 'methods.wp.hardware.bits'"),
+    ("methods.wp", {**IN_LOOP, "hardware": {"bits": 8, "bit": 8}}, "config key 'methods.wp.hardware'"),
+    ("methods.wp", {**IN_LOOP, "hardware": {"input_bits": 8}}, "config key 'methods.wp.hardware'"),
+    ("methods.wp.hardware", {"bits": 8}, "config key 'methods.wp.epsilon': 0.05 is less than"),
+    ("methods.bp.hardware", {"bits": 8}, "config key 'methods.bp.estimator'"),
     ("experiments.0.method_overrides", {"wp": {"directions": 10**8}},
      "config key 'experiments.0.method_overrides.wp.directions'"),
     # the study's shape
@@ -246,10 +253,10 @@ def test_the_default_and_quick_configs_are_valid():
 def test_every_schema_key_has_a_description_and_a_default():
     schema = load_schema()
     required_anywhere = {"targets", "family", "expression", "domain", "target", "model",
-                         "methods", "length_scale", "kind", "estimator"}
-    # a method key whose default is the estimator's own: a schema default would enter the
-    # settings of every existing run (its Snakemake params) and rerun the whole study
-    estimator_defaults = {"readout", "epsilon_scale", "first_layer"}
+                         "methods", "length_scale", "kind", "estimator", "bits"}
+    # a method key whose default is the estimator's own (or its absence): a schema default
+    # would enter the settings of every existing run (its Snakemake params) and rerun the study
+    estimator_defaults = {"readout", "epsilon_scale", "first_layer", "hardware"}
     missing = []
 
     def visit(node, path):

@@ -18,6 +18,9 @@ one hand-written pass inside `torch.no_grad()` (`perturbed_outputs`):
   there (`rows.JoinPlan`): in layer scope the layers before a block's own run once, unbatched.
 The arithmetic is the model's op for op, so each row equals `model(*inputs)` with that set
 loaded under `bare_spikes` to rounding (the tests check it).
+
+With the method key `hardware` every loss is instead the integer emulator's, all sets in one
+batched emulator pass (training in the loop: `fwdsnn.grad.emulated`).
 """
 
 import torch
@@ -25,6 +28,7 @@ from torch import Tensor, nn
 
 from fwdsnn.grad.base import Estimate, mse
 from fwdsnn.grad.directions import DirectionalEstimator
+from fwdsnn.grad.emulated import InLoop
 from fwdsnn.grad.rows import Blocks, JoinPlan, block_rows, run_subnets
 from fwdsnn.snn.models import SpikingModel
 from fwdsnn.snn.norse_api import LIState
@@ -73,14 +77,15 @@ def perturbed_losses(model: nn.Module, inputs: tuple, target: Tensor, offsets: B
 
 
 def central_slopes(model: nn.Module, inputs: tuple, target: Tensor, directions: Blocks,
-                   epsilon: float | list) -> tuple[Tensor, Tensor]:
+                   epsilon: float | list, losses=None) -> tuple[Tensor, Tensor]:
     """Central differences d_k (N,) along the direction rows of the blocks `directions`, and
     the unperturbed loss: one pass over 2N + 1 sets, each block's +εv rows then its -εv.
-    `epsilon`: one ε for every block, or a list with each block's."""
+    `epsilon`: one ε for every block, or a list with each block's. losses: how a pass is
+    evaluated (`perturbed_losses`, or the emulator's in the loop)."""
     epsilons = epsilon if isinstance(epsilon, list) else [epsilon] * len(directions)
     offsets = [{name: eps * torch.cat([v, -v]) for name, v in block.items()}
                for block, eps in zip(directions, epsilons, strict=True)]
-    losses = perturbed_losses(model, inputs, target, offsets)
+    losses = (losses or perturbed_losses)(model, inputs, target, offsets)
     pairs = losses[1:].split([2 * n for n in block_rows(model, directions)])
     slopes = [(pair[:len(pair) // 2] - pair[len(pair) // 2:]) / (2.0 * eps)
               for pair, eps in zip(pairs, epsilons)]
@@ -234,15 +239,27 @@ class WeightPerturbation(DirectionalEstimator):
         self.epsilon_scale = method.get("epsilon_scale", "absolute")
         if self.epsilon_scale not in EPSILON_SCALES:
             raise ValueError(f"unknown epsilon_scale {self.epsilon_scale!r} (one of {EPSILON_SCALES})")
+        hardware = method.get("hardware")
+        if hardware is not None and self.epsilon_scale != "absolute":
+            raise ValueError("method.epsilon_scale must be absent with method.hardware, whose "
+                             "epsilon counts quantisation steps")
+        self.in_loop = None if hardware is None else InLoop(hardware, self.epsilon)
 
     def estimate(self, model: nn.Module, inputs: tuple, target: Tensor) -> Estimate:
+        """In the loop (`method.hardware`), a direction v moves a parameter by ε q v, q its
+        layer's quantisation step: the slopes are along q v, so the estimate divides by q."""
         params = dict(model.named_parameters())
         groups = self.groups(model)
         blocks = [self.draw_block(params, group) for group in groups]
-        epsilons = block_epsilons(params, groups, self.epsilon, self.epsilon_scale)
-        slopes, loss = central_slopes(model, inputs, target, blocks, epsilons)
+        if self.in_loop is None:
+            steps, losses = dict.fromkeys(params, 1.0), None
+            epsilons = block_epsilons(params, groups, self.epsilon, self.epsilon_scale)
+        else:
+            steps, losses, epsilons = self.in_loop.steps(model), self.in_loop.losses, self.epsilon
+        scaled = [{name: steps[name] * v for name, v in block.items()} for block in blocks]
+        slopes, loss = central_slopes(model, inputs, target, scaled, epsilons, losses)
         model.zero_grad(set_to_none=True)
         for block, block_slopes in zip(blocks, slopes.split(self.directions)):
             for name, v in block.items():
-                params[name].grad = torch.tensordot(block_slopes, v, dims=1) / self.directions
+                params[name].grad = torch.tensordot(block_slopes, v, dims=1) / (self.directions * steps[name])
         return Estimate(loss=loss.item(), forward_passes=2 * self.directions * len(blocks) + 1)

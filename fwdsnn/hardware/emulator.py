@@ -32,7 +32,9 @@ bound (`exact_bound`, checked for every layer of every row before a pass, ValueE
 - voltage: clipped to V_LIMIT = 2^23 - 1 every step, so |v * (4096 - dv)| <= 4096 V_LIMIT and
   the sum before the clip is within V_LIMIT + U + |bias|, |bias| <= 2^12 2^8.
 The largest is max(A0 2^max(weight_exp, 0), 4096 U, 4096 V_LIMIT + U + 2^20); a converted
-network keeps U within 2^23 (convert.py), so it has about 2^17 of margin.
+network keeps U within 2^23 (convert.py), so it has about 2^17 of margin. A Dense of spikes
+whose A0 (the sum of |W_eff| over a neuron's inputs and rows) is below 2^24 multiplies in
+float32, exact there too and twice as fast; its output is float64 again before the shift.
 """
 
 import logging
@@ -59,6 +61,7 @@ log = logging.getLogger(__name__)
 U_MAX = 2 ** (STATE_BITS - 1)
 DECAY_UNITY = 1 << DECAY_BITS
 EXACT_LIMIT = 2.0 ** 53  # float64 holds every integer below this exactly
+FLOAT32_EXACT = 2.0 ** 24  # and float32 below this
 BIAS_LIMIT = 2.0 ** 20   # |bias_mant << bias_exp| within the format's 13-bit mantissa, exponent <= 8
 CHUNK = 256  # test samples per emulator call: bounds the memory of the recorded traces
 
@@ -113,17 +116,20 @@ def stack_rows(layers: list[Layer]) -> Rows:
         w = [effective_weights(np.column_stack([getattr(l, weight), getattr(l, always_on_weight)]),
                                l.weight_bits) for l in layers]
         on = [l.always_on_input for l in layers]
-        return (tensor([m[:, :-1].T for m in w]), tensor([m[None, :, -1] * c for m, c in zip(w, on)]),
+        product = tensor([m[:, :-1].T for m in w])
+        if not first.graded_input and float(product.abs().sum(dim=1).max()) < FLOAT32_EXACT:
+            product = product.float()  # spikes times these weights: exact in float32 (docstring)
+        return (product, tensor([m[None, :, -1] * c for m, c in zip(w, on)]),
                 tensor([[[2.0 ** getattr(l, exponent)]] for l in layers]))
 
     for key in ("size", "graded_input", "spiking", "du", "dv", "weight_bits"):
         _same(layers, key)
+    first = layers[0]
     dense = [process("weight", "always_on_weight", "weight_exp")]
     if any(layer.has_fine_dense for layer in layers):
         dense.append(process("fine_weight", "fine_always_on_weight", "fine_weight_exp"))
     bias = [np.where(l.bias_exp >= 0, l.bias_mant << np.maximum(l.bias_exp, 0),
                      l.bias_mant >> np.maximum(-l.bias_exp, 0))[None] for l in layers]
-    first = layers[0]
     return Rows(name=first.name, dense=dense, graded=first.graded_input, spiking=first.spiking,
                 u_keep=DECAY_UNITY - (first.du + 1), v_keep=DECAY_UNITY - first.dv, bias=tensor(bias),
                 threshold=tensor([[[l.vth << VTH_SHIFT]] for l in layers]),
@@ -158,21 +164,28 @@ def dense(rows: Rows, x: Tensor) -> Tensor:
     """Dense outputs (R, steps, B, n) of integer inputs x (R or 1, steps, B, in): every process's
     product, its always-on current, then its power-of-two scaling with floor."""
     if not rows.graded:
-        x = (x != 0).to(torch.float64)
+        x = x if x.dtype == torch.bool else x != 0
     flat = x.reshape(x.shape[0], -1, x.shape[-1])
     out = 0
     for weight, always_on, scale in rows.dense:
-        out = out + torch.floor((torch.matmul(flat, weight) + always_on) * scale)
+        product = torch.matmul(flat.to(weight.dtype), weight).to(torch.float64)
+        out = out + product.add_(always_on).mul_(scale).floor_()
     return out.reshape(out.shape[0], *x.shape[1:-1], out.shape[-1])
 
 
-def trunc0(y: Tensor) -> Tensor:
-    """y / 4096 rounded toward zero (the decay rounding of Lava's LIF)."""
-    return torch.trunc(y / DECAY_UNITY)
+def decay(y: Tensor, keep: int) -> Tensor:
+    """trunc0(y * keep): y * keep / 4096 rounded toward zero (Lava's decay rounding), y scaled
+    in place. One multiply by keep / 4096 is exact: the product has the bits of y * keep
+    (< 2^53). Rounded as floor(|y|) with y's sign, several times faster than torch.trunc."""
+    y.mul_(keep / DECAY_UNITY)
+    return y.abs().floor_().copysign_(y)
 
 
 def wrap_current(pre: Tensor) -> Tensor:
     """Lava's current overflow: a single conditional +-2^24, not a modulo."""
+    low, high = torch.aminmax(pre)
+    if high <= U_MAX and low > -U_MAX:  # nothing to wrap: skip the masks
+        return pre
     wrapped = torch.where(pre > U_MAX, pre - 2 * U_MAX, pre)
     return torch.where(wrapped <= -U_MAX, pre + 2 * U_MAX, wrapped)
 
@@ -180,15 +193,16 @@ def wrap_current(pre: Tensor) -> Tensor:
 def neuron(rows: Rows, a: Tensor, keep: tuple[str, ...]) -> dict[str, Tensor]:
     """Run the layer's neurons over time on Dense outputs a (R, steps, B, n): the traces named
     in keep of u, v and s (bool), each (R, steps, B, n)."""
+    drive = a * 2 ** ACT_SHIFT
     u = a.new_zeros(a.shape[0], *a.shape[2:])
     v = torch.zeros_like(u)
     trace = {name: torch.zeros(a.shape, dtype=torch.bool if name == "s" else a.dtype) for name in keep}
     for t in range(a.shape[1]):
-        u = wrap_current(trunc0(u * rows.u_keep) + a[:, t] * 2 ** ACT_SHIFT)
-        v = torch.clamp(trunc0(v * rows.v_keep) + u + rows.bias, -V_LIMIT, V_LIMIT)
+        u = wrap_current(decay(u, rows.u_keep).add_(drive[:, t]))
+        v = decay(v, rows.v_keep).add_(u).add_(rows.bias).clamp_(-V_LIMIT, V_LIMIT)
         if rows.spiking:
             s = v > rows.threshold
-            v = torch.where(s, 0.0, v)
+            v.masked_fill_(s, 0.0)
             if "s" in trace:
                 trace["s"][:, t] = s
         for name, value in (("u", u), ("v", v)):
@@ -197,16 +211,17 @@ def neuron(rows: Rows, a: Tensor, keep: tuple[str, ...]) -> dict[str, Tensor]:
     return trace
 
 
-def run_rows(stack: list[Rows], x: Tensor, delay: int, keep: tuple[str, ...] = ("s", "v")
+def run_rows(stack: list[Rows], x: Tensor, steps: int, delay: int, keep: tuple[str, ...] = ()
              ) -> list[dict[str, Tensor]]:
-    """Feed-forward chain on integer inputs x (R or 1, steps, B, n_in): per layer the traces
-    a_in (what the neuron received) and those in keep, each (R, steps, B, n); a hidden layer
-    keeps s for the next layer, the last keeps v (the readout's output)."""
+    """Feed-forward chain on integer inputs x (R or 1, steps, B, n_in; a steps dimension of 1:
+    the same input every step, whose Dense output is computed once): per layer the traces a_in
+    (what the neuron received) and those in keep, each (R, steps, B, n); a hidden layer keeps
+    s for the next layer, the last keeps v (the readout's output)."""
     traces = []
     for k, rows in enumerate(stack):
         out = dense(rows, x)
-        a = torch.zeros_like(out)
-        a[:, delay:] = out[:, :out.shape[1] - delay]
+        a = out.new_zeros(out.shape[0], steps, *out.shape[2:])
+        a[:, delay:] = out if out.shape[1] == 1 else out[:, :steps - delay]
         wanted = tuple(keep) + (("s",) if k < len(stack) - 1 else ("v",))
         trace = {"a_in": a, **neuron(rows, a, tuple(dict.fromkeys(wanted)))}
         traces.append(trace)
@@ -221,7 +236,7 @@ def run_layers(layers: list[Layer], x: np.ndarray, delay: int) -> list[dict[str,
     stack = [stack_rows([layer]) for layer in layers]
     check_exact(stack, float(np.abs(x).max(initial=0)))
     flat = torch.from_numpy(x.reshape(x.shape[0], -1, x.shape[-1]).astype(np.float64))[None]
-    traces = run_rows(stack, flat, delay, keep=("u", "v", "s"))
+    traces = run_rows(stack, flat, x.shape[0], delay, keep=("u", "v", "s"))
     return [{name: value[0].numpy().astype(bool if name == "s" else np.int64)
              .reshape(*x.shape[:-1], value.shape[-1]) for name, value in trace.items()}
             for trace in traces]
@@ -253,8 +268,7 @@ def emulate_rows(nets: list[HardwareNet], inputs: tuple, delay: int | None = Non
         if len({n.subnets[key][0].input_scale for n in nets}) > 1:
             raise ValueError(f"{layers[0].name}: the rows' networks differ in input_scale")
         message = quantise_input(feeds[key], layers[0].input_scale, net.input_bits)
-        x = message.expand(1, net.steps, *message.shape)
-        traces = run_rows(stack, x, delay, keep=("s",) if spikes else ())
+        traces = run_rows(stack, message[None, None], net.steps, delay, keep=("s",) if spikes else ())
         decoded = traces[-1]["v"][:, start:].mean(dim=1)  # the float network's decode, on integers
         outputs[key] = decoded * stack[-1].state_scale[:, None, None]
         if spikes:
