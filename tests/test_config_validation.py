@@ -164,6 +164,8 @@ FUZZ = [
     ("methods.wp", {**IN_LOOP, "hardware": {"input_bits": 8}}, "config key 'methods.wp.hardware'"),
     ("methods.wp.hardware", {"bits": 8}, "config key 'methods.wp.epsilon': 0.05 is less than"),
     ("methods.bp.hardware", {"bits": 8}, "config key 'methods.bp.estimator'"),
+    ("methods.wp", {**IN_LOOP, "hardware": {"bits": 8}, "epsilon_scale": "rms"},
+     "config key 'methods.wp.epsilon_scale'"),
     ("experiments.0.method_overrides", {"wp": {"directions": 10**8}},
      "config key 'experiments.0.method_overrides.wp.directions'"),
     # the study's shape

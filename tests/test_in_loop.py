@@ -158,10 +158,14 @@ def test_in_loop_training_lowers_the_loss(parabola, tmp_path):
     ({"bits": 8, "synaptic_delay": 2}, 3.0, "method.hardware.synaptic_delay 2"),
     ({"bits": 8}, 0.5, "method.epsilon 0.5 is below one quantisation step"),
     (8, 3.0, "method.hardware must be a mapping"),
+    ({"bits": 8, "epsilon_scale": "rms"}, 3.0, "method.epsilon_scale must be absent"),
 ])
 def test_bad_hardware_settings_fail_naming_the_key(hardware, epsilon, message):
+    method = {**IN_LOOP, "epsilon": epsilon, "hardware": hardware}
+    if isinstance(hardware, dict) and "epsilon_scale" in hardware:
+        method.update(epsilon_scale=hardware.pop("epsilon_scale"))
     with pytest.raises(ValueError, match=message):
-        WeightPerturbation({**IN_LOOP, "epsilon": epsilon, "hardware": hardware}, torch.Generator())
+        WeightPerturbation(method, torch.Generator())
 
 
 def test_a_silent_layer_has_no_step_to_perturb_by():
