@@ -28,6 +28,7 @@ ESTIMATORS = {
     "perturbation": "fwdsnn.grad.perturbation:WeightPerturbation",
     "activity": "fwdsnn.grad.activity:ActivityPerturbation",
     "eligibility": "fwdsnn.grad.eligibility:EligibilityTraces",
+    "node": "fwdsnn.grad.node:NodePerturbation",
 }
 
 # What fwdsnn.limits needs to estimate an estimator's memory from the config alone: whether it
@@ -43,6 +44,7 @@ ESTIMATOR_MEMORY = {
     "perturbation": {"autograd": False, "rows": 2, "per_layer": False, "example_sums": False, "traces": 0},
     "activity": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True, "traces": 0},
     "eligibility": {"autograd": False, "rows": 1, "per_layer": True, "example_sums": True, "traces": 2},
+    "node": {"autograd": False, "rows": 2, "per_layer": True, "example_sums": True, "traces": 0},
 }
 
 # What an estimator's estimate follows, for the gradient diagnostics (fwdsnn.diagnostics):

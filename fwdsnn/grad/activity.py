@@ -55,6 +55,20 @@ class Perturbed(NamedTuple):
     trace: Tensor | None = None
 
 
+def accumulate_noise(sums: list, k: int, x: Tensor, u: Tensor) -> None:
+    """Into sums[k] (None: first), per example sum_t u x^T (B, R, out, in) and sum_t u
+    (B, R, out) of LIF layer k's input x (B, in) or (n, B, in) and noise u (R, [n,] B, out)."""
+    if x.ndim == 2:  # no time: the encoding's current, or the tanh twin
+        x, u = x.unsqueeze(0), u.unsqueeze(1)
+    rows, steps, batch, width = u.shape
+    per_example = u.permute(2, 0, 3, 1).reshape(batch, rows * width, steps)
+    if sums[k] is None:
+        sums[k] = (x.new_zeros(batch, rows, width, x.shape[-1]), x.new_zeros(batch, rows, width))
+    weight, bias = sums[k]
+    weight.view(batch, rows * width, -1).baddbmm_(per_example, x.transpose(0, 1))
+    bias.add_(u.sum(1).transpose(0, 1))
+
+
 class ActivityPlan(TracedPlan):
     """The tangent rows of `TracedPlan` with no weight tangents (`run_subnets` passes no
     blocks): rows join at an LIF layer's input Linear with dz = u (global scope: one set of
@@ -98,21 +112,8 @@ class ActivityPlan(TracedPlan):
             rows.copy_(u)
         else:
             rows.add_(u)
-        self._accumulate(k, value[0], u)
+        accumulate_noise(self.sums, k, value[0], u)
         return y, dy
-
-    def _accumulate(self, k: int, x: Tensor, u: Tensor) -> None:
-        """sum_t u x^T and sum_t u per example; x (B, in) or (n, B, in), u (R, [n,] B, out)."""
-        if x.ndim == 2:  # no time: the encoding's current, or the tanh twin
-            x, u = x.unsqueeze(0), u.unsqueeze(1)
-        rows, steps, batch, width = u.shape
-        per_example = u.permute(2, 0, 3, 1).reshape(batch, rows * width, steps)
-        if self.sums[k] is None:
-            self.sums[k] = (x.new_zeros(batch, rows, width, x.shape[-1]),
-                            x.new_zeros(batch, rows, width))
-        weight, bias = self.sums[k]
-        weight.view(batch, rows * width, -1).baddbmm_(per_example, x.transpose(0, 1))
-        bias.add_(u.sum(1).transpose(0, 1))
 
     def finish(self, value: tuple) -> Perturbed:
         return Perturbed(super().finish(value),

@@ -87,7 +87,7 @@ class EligibilityPlan(ActivityPlan):
         xbar = leaky_scan(x, self.synaptic, self.keep)  # a constant input: a broadcast product
         self.synaptic = self.keep * xbar[-1]
         decay = window.carry * (1 - self.alpha)  # decay[s]: e_s's factor into e_(s+1)
-        c = self.weights[self.step:self.step + steps].to(decay).view(steps, 1, 1)
+        c = self.decoded.weights[self.step:self.step + steps].to(decay).view(steps, 1, 1)
         self.step += steps
         # back[s] = (sum_{t >= s} w_t P(s, t), decay[n-1] P(s, n-1)) with w = c D and P(s, t) the
         # product of decay[s .. t-1]: E's and the carried trace's factors of step s's input

@@ -68,21 +68,16 @@ class Traced(NamedTuple):
     gain: float
 
 
-class TracedPlan(TangentPlan):
-    """`TangentPlan` that also filters the readout Linear's input with the decode weights.
-    The tanh twin has no time: its output is the readout of its last hidden layer (c = 1)."""
+class DecodeFilter:
+    """sum_s c_s h_s (B, width) of the readout Linear's input h, accumulated window by window
+    (h: (n, B, width)), and gain = sum_s c_s. The tanh twin has no time: its output is the
+    readout of its last hidden layer (c = 1)."""
 
-    def __init__(self, net, prefix: str, blocks: Blocks, rows: list[int]):
-        super().__init__(net, prefix, blocks, rows)
+    def __init__(self, net):
         self.weights = decode_weights(net) if net.spiking else None
         self.elapsed, self.filtered = 0, None
 
-    def linear(self, k: int, value: tuple) -> tuple[Tensor, Tensor | None]:
-        if k == len(self.linears) - 1:
-            self._filter(value[0])
-        return super().linear(k, value)
-
-    def _filter(self, h: Tensor) -> None:
+    def add(self, h: Tensor) -> None:
         if self.weights is None:
             self.filtered = h
             return
@@ -92,10 +87,26 @@ class TracedPlan(TangentPlan):
         term = torch.tensordot(weights, h, dims=1)
         self.filtered = term if self.filtered is None else self.filtered.add_(term)
 
+    @property
+    def gain(self) -> float:
+        return 1.0 if self.weights is None else self.weights.sum().item()
+
+
+class TracedPlan(TangentPlan):
+    """`TangentPlan` that also filters the readout Linear's input with the decode weights."""
+
+    def __init__(self, net, prefix: str, blocks: Blocks, rows: list[int]):
+        super().__init__(net, prefix, blocks, rows)
+        self.decoded = DecodeFilter(net)
+
+    def linear(self, k: int, value: tuple) -> tuple[Tensor, Tensor | None]:
+        if k == len(self.linears) - 1:
+            self.decoded.add(value[0])
+        return super().linear(k, value)
+
     def finish(self, value: tuple) -> Traced:
         y, tangent = super().finish(value)
-        gain = 1.0 if self.weights is None else self.weights.sum().item()
-        return Traced(y, tangent, self.filtered, gain)
+        return Traced(y, tangent, self.decoded.filtered, self.decoded.gain)
 
 
 def output_gradients(model: SpikingModel, outputs: dict[str, Tensor], target: Tensor
