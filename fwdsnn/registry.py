@@ -58,6 +58,7 @@ ESTIMATOR_GRADIENT = {
     "perturbation": "derivative_free",
     "activity": "surrogate",
     "eligibility": "surrogate",
+    "node": "derivative_free",
 }
 
 # Model kinds the config may name: the class, the problem layout its inputs follow
