@@ -31,7 +31,8 @@ def runs(config: dict) -> dict[tuple, dict]:
 
 def test_the_dry_run_plans_every_method_for_every_seed(tmp_path):
     workdir = copy_workflow(tmp_path)
-    proc = snakemake(workdir, "-n", "--configfile", "config.yaml", PAPER)
+    # train_all: the training jobs and their data, what the overlay is about (a third faster)
+    proc = snakemake(workdir, "-n", "train_all", "--configfile", "config.yaml", PAPER)
     output = proc.stdout + proc.stderr
     assert "invalid configuration" not in output
     _, paper = configs()
