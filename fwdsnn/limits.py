@@ -13,12 +13,12 @@ covariance matrix and Cholesky factor.
 A training run: the parameters with their gradient, Adam moments and the estimator's rows
 (K tangents for forward, 2K weight sets for perturbation, K per LIF layer for activity and 2K
 for node, which also keep per-example sums of every LIF layer's size on every example, and for
-eligibility the traces of each sub-network's last hidden layer on every example); the LIF states
-of the batch
-(every layer and time step for backprop, two layers' stacked outputs for the forward-only
-estimators), and a DeepONet's or SepONet's trunks on the grid; the network's output on the
-batch; the reference data it loads; and the history of every step. The gradient diagnostics
-and the cost benchmark are estimated as runs at their largest K (and T).
+eligibility the traces of each sub-network's last hidden layer on every example); the LIF
+states of the batch (every layer and time step for backprop, two layers' stacked outputs for
+the forward-only estimators), and a DeepONet's or SepONet's trunks on the grid; the
+network's output on the batch; the reference data it loads; and the history of every step.
+The gradient diagnostics and the cost benchmark are estimated as runs at their largest K
+(and T).
 """
 
 import math
