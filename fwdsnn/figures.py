@@ -30,8 +30,12 @@ METHOD_COLOURS = {
     "rfg-global-stein": "#fdae6b",
     "wp-global": "#bcbd22",
     "wp-layer": "#2ca02c",
+    "ap-layer": "#9467bd",
+    "ap-global": "#c5b0d5",
+    "et-layer": "#8c564b",
+    "np-layer": "#17becf",
 }
-_SPARE_COLOURS = ("#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#393b79", "#637939", "#843c39",
+_SPARE_COLOURS = ("#7f7f7f", "#393b79", "#637939", "#843c39",
                   "#7b4173", "#3182bd", "#e6550d")
 ANN_TWIN_COLOUR = "#bdbdbd"
 

@@ -200,17 +200,22 @@ def diagnostics_terms(target_name: str, target: Mapping[str, Any], model_name: s
     keys = {"batch": "diagnostics.batch", "directions": "diagnostics.directions",
             "steps": "diagnostics.draws"}
 
-    def key(section, name):
-        prefix = {"model": f"models.{model_name}.", "target": f"targets.{target_name}."}.get(section)
-        return prefix + name if prefix else keys[name]
+    def keyed(method):
+        """The config key of a setting, a method's own (first_layer, say) under ``method``."""
+        def key(section, name):
+            prefix = {"model": f"models.{model_name}.", "target": f"targets.{target_name}."}.get(section)
+            if section == "method" and name not in keys:
+                prefix = f"methods.{method}."
+            return prefix + name if prefix else keys[name]
+        return key
 
     def total(terms):
         return sum(term.bytes for term in terms)
 
     train = {"batch": diagnostics["batch"], "steps": diagnostics["draws"]}
     largest = max((run_terms(target, model, {**m["method"], "directions": max(m["directions"])},
-                             train, key) for m in methods.values()), key=total)
-    return [*largest, *run_terms(target, model, {"estimator": "backprop"}, train, key),
+                             train, keyed(name)) for name, m in methods.items()), key=total)
+    return [*largest, *run_terms(target, model, {"estimator": "backprop"}, train, keyed("bp")),
             *stored_terms(target_name, target)]
 
 

@@ -295,3 +295,14 @@ def test_method_overrides_apply_to_their_experiment_only():
     assert tuned["directions"] == 16 and plain["directions"] == 2
     assert tuned["scope"] == plain["scope"] == "layer"  # defaults survive the merge
     assert config["methods"]["rfg"]["directions"] == 2
+
+
+def test_a_method_setting_that_sizes_the_diagnostics_is_named_by_its_method():
+    """first_layer: jacobian adds a row per first-layer neuron to the diagnosed rows; the term is
+    keyed by the method's own setting, which the diagnostics' key map once lacked (KeyError)."""
+    jacobian = {"estimator": "eligibility", "directions": 1, "first_layer": "jacobian"}
+    config = study(setting("methods.wp", jacobian))
+    validate_config(copy.deepcopy(config))
+    config["models"]["mlp"]["width"] = 10**5
+    with pytest.raises(ConfigError, match="config key 'models.mlp.width'"):
+        validate_config(config)
