@@ -35,7 +35,8 @@ TABLE_FILES = {"accuracy": FileKind("table_accuracy", ("rel_l2_mean",)),
                "cost": FileKind("table_cost"),
                "energy": FileKind("table_energy", ("energy_snn", "spike_rate")),
                "compute_matched": FileKind("table_compute_matched",
-                                           ("rel_l2_at_equal_steps", "rel_l2_at_bp_wall_time"))}
+                                           ("rel_l2_at_equal_steps", "rel_l2_at_bp_wall_time")),
+               "convergence": FileKind("table_convergence", ("last_fifth_improvement", "converged"))}
 # the tables whose CSV and Markdown print timings: no two runs of the study write them alike
 TIMED_TABLES = ("cost", "compute_matched")
 

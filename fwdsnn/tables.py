@@ -1,6 +1,7 @@
 """Aggregate tables over the study: accuracy, training cost, work and energy per inference, the
-bit sweep (emulated error against weight bits) and the compute-matched comparison (test error
-at equal steps and at bp's wall time, from the runs' training histories).
+bit sweep (emulated error against weight bits), the compute-matched comparison (test error
+at equal steps and at bp's wall time) and the convergence check (how much the last fifth of
+each run's steps still lowered its test error), the last two from the runs' training histories.
 
 Each table is a Dataset with dims target x model x method x seed (entries of runs that the
 study does not train are NaN with status ``not run``), plus summaries over seeds per
@@ -352,6 +353,49 @@ def compute_matched_table(runs: Sequence[str], histories: Mapping[str, xr.Datase
     return ds
 
 
+
+# a run has converged when its last fifth of steps lowered the test error by less than this
+CONVERGED_FRACTION = 0.8
+CONVERGED_IMPROVEMENT = 0.05
+CONVERGENCE = {"variables": ("rel_l2_at_four_fifths", "rel_l2_final", "last_fifth_improvement"),
+               "masked": True}
+
+
+def _convergence_run(history: xr.Dataset) -> xr.Dataset:
+    """One run's test error (history's test_rel_l2_mean) at its last evaluation by 4/5 of its
+    steps and at its last evaluation, and the relative improvement between the two."""
+    steps = history["eval_step"].values
+    errors = history["test_rel_l2_mean"].values.astype(float)
+    total = history.sizes["step"]
+    early = _last_evaluation(steps, CONVERGED_FRACTION * total) if total else -1
+    late = len(steps) - 1
+    before = errors[early] if 0 <= early < late else np.nan
+    after = errors[late] if late >= 0 else np.nan
+    variables = {
+        "rel_l2_at_four_fifths": (before, "test relative L2 error at the last evaluation by 4/5 of the steps"),
+        "rel_l2_final": (after, "test relative L2 error at the last evaluation"),
+        "last_fifth_improvement": ((before - after) / before,
+                                   "relative decrease of the test error over the last fifth of the steps"),
+    }
+    ds = xr.Dataset({name: ((), float(value), {"long_name": long_name, "units": "1"})
+                     for name, (value, long_name) in variables.items()})
+    ds.attrs["status"] = history.attrs["status"]
+    return ds
+
+
+def convergence_table(runs: Sequence[str], histories: Mapping[str, xr.Dataset]) -> xr.Dataset:
+    """Whether each run's budget was enough: its test error at 4/5 of its steps and at the end,
+    the relative improvement of the last fifth, with seed summaries, and per (target, model,
+    method) ``converged`` (the seed median improvement below CONVERGED_IMPROVEMENT). NaN where a
+    run diverged or has no evaluation before its last."""
+    ds = table(runs, {run: _convergence_run(histories[run]) for run in runs}, CONVERGENCE)
+    median = ds["last_fifth_improvement_seed_median"]
+    ds["converged"] = (median < CONVERGED_IMPROVEMENT).where(median.notnull()).assign_attrs(
+        long_name=f"seed median improvement of the last fifth below {CONVERGED_IMPROVEMENT:g} "
+                  "(1: converged, 0: not, NaN: no value)", units="1")
+    ds.attrs["converged_improvement"] = CONVERGED_IMPROVEMENT
+    return ds
+
 # ---- text tables -------------------------------------------------------------------------
 
 def _rows(ds: xr.Dataset) -> list[tuple[str, str, str, xr.Dataset]]:
@@ -508,6 +552,23 @@ def compute_matched_text(ds: xr.Dataset) -> tuple[str, str]:
         ("notes", "notes", _compute_matched_notes, None),
     ], masked=False)
 
+
+
+def convergence_text(ds: xr.Dataset) -> tuple[str, str]:
+    """Medians over seeds of the error at 4/5 of the steps and at the end, the improvement of
+    the last fifth, and whether that is below the convergence threshold."""
+    def col(key, title, name, spec=".3g"):
+        return (key, title, lambda c: _fmt(float(c[name]), spec), lambda c: float(c[name]))
+    converged = {1.0: "yes", 0.0: "no"}
+    return _text_tables(ds, [
+        col("rel_l2_at_four_fifths_median", "rel. L2 at 4/5 of the steps, median",
+            "rel_l2_at_four_fifths_seed_median"),
+        col("rel_l2_final_median", "final rel. L2, median", "rel_l2_final_seed_median"),
+        col("last_fifth_improvement_median", "last fifth's improvement, median",
+            "last_fifth_improvement_seed_median", ".1%"),
+        ("converged", f"converged (< {CONVERGED_IMPROVEMENT:.0%})",
+         lambda c: converged.get(float(c["converged"]), "–"), lambda c: float(c["converged"])),
+    ], masked=True)
 
 def write_table(ds: xr.Dataset, text: Callable[[xr.Dataset], tuple[str, str]], paths: Mapping[str, str | Path],
                 *, stage: str, config: Mapping, inputs: Sequence[str | Path] = ()) -> None:

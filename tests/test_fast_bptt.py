@@ -12,9 +12,11 @@ from fwdsnn.snn.adjoint import adjoint_layers
 from fwdsnn.snn.models import build_model
 from fwdsnn.snn.spike import make_surrogate
 
-CONFIG = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
-# every surrogate a back-propagating method of the study uses
-SURROGATES = {m["surrogate"]["kind"]: m["surrogate"] for m in CONFIG["methods"].values()
+REPO = Path(__file__).parents[1]
+METHODS = {name: method for path in ("config.yaml", "workflow/configs/paper.yaml")
+           for name, method in yaml.safe_load((REPO / path).read_text())["methods"].items()}
+# every surrogate a back-propagating method of the study or of the paper overlay uses
+SURROGATES = {m["surrogate"]["kind"]: m["surrogate"] for m in METHODS.values()
               if m["estimator"] == "backprop" and m.get("spiking", True)}
 SHAPES = {"spiking_mlp": {"in_features": 2, "out_features": 3},
           "spiking_deeponet": {"n_sensors": 6, "coord_dim": 2},

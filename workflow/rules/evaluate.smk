@@ -165,6 +165,29 @@ rule compute_matched:
         "../scripts/compute_matched.py"
 
 
+
+# how much the last fifth of each run's steps still lowered its test error (is the budget enough?)
+rule convergence:
+    input:
+        expand("results/runs/{run}/history.nc", run=RUNS),
+    output:
+        nc="results/tables/convergence.nc",
+        csv="results/tables/convergence.csv",
+        md=report(
+            "results/tables/convergence.md",
+            caption="../report/convergence_table.rst",
+            category="Accuracy",
+        ),
+    log:
+        log_path("tables", "convergence"),
+    benchmark:
+        benchmark_path("tables", "convergence")
+    params:
+        runs=RUNS,
+        code=code_fingerprint("fwdsnn.tables"),
+    script:
+        "../scripts/convergence.py"
+
 rule metrics_all:
     input:
         expand("results/runs/{run}/metrics.nc", run=RUNS),
@@ -174,3 +197,4 @@ rule tables_all:
     input:
         rules.tables.output,
         rules.compute_matched.output,
+        rules.convergence.output,
