@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from fwdsnn import limits
-from fwdsnn.artifacts import NORSE_REFERENCE
+from fwdsnn.artifacts import NORSE_REFERENCE, RUN_DIR
 from fwdsnn.pdes import ParameterError
 from fwdsnn.registry import FAMILIES, MODEL_KINDS, estimator_gradient, family_module, model_kind
 
@@ -170,8 +170,72 @@ def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> di
                                   f"already trained by experiments.{trained[run]} (each target/"
                                   "model/method runs once: merge the two entries)")
             trained[run] = index
+    _check_finetune(config, schema)
     _check_memory(config, schema)
     return config
+
+
+def _check_finetune(config: dict, schema: dict) -> None:
+    """hardware.finetune names a method in the loop, bits of the bit sweep and trained runs."""
+    block, key = config["hardware"]["finetune"], "hardware.finetune"
+    if not block["runs"]:
+        return
+    name = block["method"]
+    method = config["methods"].get(name)
+    if method is None:
+        raise ConfigError(f"config key '{key}.method': {name!r} is not defined under methods "
+                          f"(defined: {', '.join(config['methods'])})")
+    if method["estimator"] != "perturbation" or "hardware" not in method:
+        raise ConfigError(f"config key '{key}.method': {name!r} must be weight perturbation with the "
+                          "hardware key (every loss the emulator's), not "
+                          f"{method['estimator']}{'' if 'hardware' in method else ' without it'}")
+    missing = [b for b in block["bits"] if b not in config["hardware"]["bits"]]
+    if missing:
+        raise ConfigError(f"config key '{key}.bits': {missing} not in hardware.bits "
+                          f"{config['hardware']['bits']}: the bit sweep compares each tuned width "
+                          "with its post-training value")
+    for index, entry in enumerate(block["runs"]):
+        where = f"{key}.runs.{index}"
+        experiment = next((e for e in config["experiments"]
+                           if (e["target"], e["model"]) == (entry["target"], entry["model"])), None)
+        if experiment is None:
+            raise ConfigError(f"config key '{where}': no experiment trains target "
+                              f"{entry['target']!r} with model {entry['model']!r}")
+        for source in entry["methods"]:
+            if source not in experiment["methods"]:
+                raise ConfigError(f"config key '{where}.methods': {source!r} is not trained on "
+                                  f"{entry['target']}/{entry['model']} (its methods: "
+                                  f"{', '.join(experiment['methods'])})")
+            if not config["methods"][source]["spiking"]:
+                raise ConfigError(f"config key '{where}.methods': {source!r} is not spiking; "
+                                  "an ANN has no fixed-point network to tune")
+        finetune_settings(config, entry["target"], entry["model"], entry["methods"][0],
+                          block["bits"][0], schema)
+
+
+def finetune_settings(config: dict, target: str, model: str, method: str, bits: int,
+                      schema: dict | None = None) -> dict:
+    """One fine-tune (fwdsnn.finetune): the run's model settings, the in-loop method at ``bits``
+    and the run's own train settings overridden by hardware.finetune.train."""
+    block = config["hardware"]["finetune"]
+    experiment = next(e for e in config["experiments"]
+                      if (e["target"], e["model"]) == (target, model) and method in e["methods"])
+    merged = {**train_settings(config, experiment, method, schema), **block["train"]}
+    schema = load_schema() if schema is None else schema
+    error = _schema_error(merged, {**schema["$defs"]["train"], "$defs": schema["$defs"]},
+                          lambda path: "hardware.finetune.train." if path and path[0] in block["train"] else "train.")
+    if error is not None:
+        raise error
+    in_loop = config["methods"][block["method"]]
+    return {"model": config["models"][model], "train": merged,
+            "method": {**in_loop, "hardware": {**in_loop["hardware"], "bits": bits}}}
+
+
+def finetuned_runs(config: dict) -> list[str]:
+    """The run paths (fwdsnn.artifacts.RUN_DIR) that hardware.finetune tunes, every seed."""
+    return [RUN_DIR.format(target=entry["target"], model=entry["model"], method=method, seed=seed)
+            for entry in config["hardware"]["finetune"]["runs"] for method in entry["methods"]
+            for seed in config["seeds"]]
 
 
 def _default_of(schema: dict, key: str) -> Any:

@@ -186,7 +186,8 @@ def plot_estimator_cost(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> Non
 
 def plot_bit_sweep(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
     """Per experiment (target/model): emulated test error vs weight bits (median over seeds) per
-    method, with the float network's error as a dashed line of the same colour; diverged seeds
+    method, after post-training quantisation (solid) and where fine-tuned in the loop (dotted,
+    squares), with the float network's error as a dashed line of the same colour; diverged seeds
     are named in the legend, methods whose every seed diverged in the panel."""
     experiments = [(t, m) for t in ds["target"].values for m in ds["model"].values
                    if int(ds["n_runs"].sel(target=t, model=m).sum())]
@@ -209,6 +210,10 @@ def plot_bit_sweep(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
             label = str(method) + (f", diverged {diverged}/{runs}" if diverged else "")
             ax.plot(bits, emulated, marker="o", ms=3, color=method_colour(method), label=label)
             ax.axhline(float(cell["rel_l2_mean_seed_median"]), ls="--", lw=0.8, color=method_colour(method))
+            tuned = cell["emulated_rel_l2_tuned_seed_median"]
+            if tuned.notnull().any():
+                ax.plot(bits, tuned, marker="s", ms=3, ls=":", color=method_colour(method),
+                        label=f"{method}, fine-tuned in the loop")
         if all_diverged:
             ax.text(0.02, 0.02, f"diverged: {', '.join(all_diverged)}", transform=ax.transAxes,
                     fontsize=7, color="r")
@@ -218,7 +223,7 @@ def plot_bit_sweep(ds: xr.Dataset, png: str | Path, pdf: str | Path) -> None:
         ax.set_xticks(bits)
         ax.set_xlabel(axis_label(ds["bits"]))
         ax.set_ylabel(axis_label(ds["emulated_rel_l2"]))
-        ax.set_title(f"{target}/{model} (dashed: float SNN)", fontsize=9, loc="left")
+        ax.set_title(f"{target}/{model} (dashed: float SNN; dotted: fine-tuned)", fontsize=9, loc="left")
     save(fig, png, pdf)
 
 

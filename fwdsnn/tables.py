@@ -154,10 +154,13 @@ def energy_table(runs, metrics) -> xr.Dataset:
 
 
 def bit_sweep_table(runs, metrics, emulated: Mapping[tuple[str, int], tuple[float, float]],
-                    bits: Sequence[int]) -> xr.Dataset:
+                    bits: Sequence[int], tuned: Mapping[tuple[str, int], tuple[float, float]] | None = None
+                    ) -> xr.Dataset:
     """The float error table plus, for every run at each weight width, the emulated error and
     spike agreement (emulated[(run, bits)], see read_emulated), their seed medians and the
-    error's ratio to the float error; diverged runs have nothing to convert and stay NaN."""
+    error's ratio to the float error; diverged runs have nothing to convert and stay NaN.
+    ``tuned`` (the same, of the fine-tuned networks, fwdsnn.finetune) gives
+    emulated_rel_l2_tuned, NaN at every run and width not fine-tuned."""
     ds = table(runs, metrics, {"variables": ("rel_l2_mean",), "masked": True})
     ds = ds.assign_coords(bits=("bits", np.array(bits, dtype=int), {"long_name": "weight mantissa bits",
                                                                    "units": "bit"}))
@@ -172,6 +175,14 @@ def bit_sweep_table(runs, metrics, emulated: Mapping[tuple[str, int], tuple[floa
         ds[name] = ((*DIMS, "bits"), value, {"long_name": long_name, "units": "1"})
         ds[f"{name}_seed_median"] = ds[name].median("seed", skipna=True).assign_attrs(
             long_name=f"{long_name}, median over seeds", units="1")
+    tuned_values = np.full(ds["emulated_rel_l2"].shape, np.nan)
+    for (run, b), (error, _) in (tuned or {}).items():
+        tuned_values[(*_index(run, coords), list(bits).index(b))] = error
+    ds["emulated_rel_l2_tuned"] = ((*DIMS, "bits"), tuned_values, {
+        "long_name": "emulated test relative L2 error after fine-tuning in the loop (NaN: not fine-tuned)",
+        "units": "1"})
+    ds["emulated_rel_l2_tuned_seed_median"] = ds["emulated_rel_l2_tuned"].median("seed", skipna=True).assign_attrs(
+        long_name="emulated test relative L2 error after fine-tuning in the loop, median over seeds", units="1")
     ds["ratio_to_float"] = (ds["emulated_rel_l2"] / ds["rel_l2_mean"]).assign_attrs(
         long_name="emulated / float test relative L2 error", units="1")
     ds["emulated_ratio_to_float"] = (ds["emulated_rel_l2_seed_median"] / ds["rel_l2_mean_seed_median"]
@@ -496,14 +507,20 @@ def energy_text(ds: xr.Dataset) -> tuple[str, str]:
 
 
 def bit_sweep_text(ds: xr.Dataset) -> tuple[str, str]:
-    """Medians over seeds: the float error, the emulated error at each width, at the chip's
-    native width (8 bits, Lava's Dense) the ratio of the two, and at the finest width the share
-    of spikes that match the float network's."""
+    """Medians over seeds: the float error, the emulated error at each width (and after
+    fine-tuning, at the widths fine-tuned), at the chip's native width (8 bits, Lava's Dense)
+    the ratio of the two, and at the finest width the share of spikes that match the float
+    network's."""
     def at(b):
         return lambda c: float(c["emulated_rel_l2_seed_median"].sel(bits=b))
     native = LAVA_MAX_WEIGHT_BITS
     columns = [("float_median", "float", lambda c: _fmt(_median("rel_l2_mean")(c), ".4f"), _median("rel_l2_mean"))]
     columns += [(f"w{b}_median", f"w{b}", lambda c, b=b: _fmt(at(b)(c), ".4f"), at(b)) for b in ds["bits"].values]
+    tuned = ds["emulated_rel_l2_tuned_seed_median"]
+    for b in ds["bits"].values:
+        if tuned.sel(bits=b).notnull().any():
+            value = lambda c, b=b: float(c["emulated_rel_l2_tuned_seed_median"].sel(bits=b))  # noqa: E731
+            columns.append((f"w{b}_tuned_median", f"w{b} tuned", lambda c, v=value: _fmt(v(c), ".4f"), value))
     if native in ds["bits"].values:
         ratio = lambda c: float(c["emulated_ratio_to_float"].sel(bits=native))  # noqa: E731
         columns.append((f"w{native}_ratio_to_float", f"w{native} / float", lambda c: _fmt(ratio(c), ".3f"), ratio))

@@ -6,6 +6,8 @@ from fwdsnn.config import (
     ConfigError,
     check_config_files,
     diagnosed_methods,
+    finetune_settings,
+    finetuned_runs,
     method_settings,
     step_time_runs,
     train_settings,

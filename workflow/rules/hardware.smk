@@ -3,6 +3,8 @@
 # (placeholders that say `diverged` for a diverged run); the bit sweep.
 
 HARDWARE_BITS = config["hardware"]["bits"]
+FINETUNE_BITS = config["hardware"]["finetune"]["bits"]
+FINETUNED_RUNS = finetuned_runs(config)
 
 
 wildcard_constraints:
@@ -33,10 +35,55 @@ rule hardware:
         benchmark_path("hardware", RUN_DIR)
     params:
         bits=HARDWARE_BITS,
-        settings=config["hardware"],
+        # what conversion uses (not hardware.finetune: tuning reruns no conversion)
+        settings={k: config["hardware"][k] for k in ("input_bits", "synaptic_delay")},
         code=code_fingerprint("fwdsnn.hardware.stage"),
     script:
         "../scripts/hardware.py"
+
+
+def finetune_params(wildcards):
+    """One fine-tune's model, in-loop method (at the job's bits) and train settings."""
+    return finetune_settings(
+        config,
+        wildcards.target,
+        wildcards.model,
+        wildcards.method,
+        int(wildcards.bits),
+    )
+
+
+# a trained run retrained in the loop at one weight width (hardware.finetune; fwdsnn.finetune)
+rule hardware_finetune:
+    input:
+        model=f"results/runs/{RUN_DIR}/model.nc",
+        reference="data/{target}.nc",
+    output:
+        model=f"results/hardware/{RUN_DIR}/model_w{{bits}}_tuned.nc",
+        history=f"results/hardware/{RUN_DIR}/history_w{{bits}}_tuned.nc",
+        fixed=f"results/hardware/{RUN_DIR}/fixed_w{{bits}}_tuned.nc",
+        emulated=f"results/hardware/{RUN_DIR}/emulated_w{{bits}}_tuned.nc",
+    log:
+        log_path("hardware_finetune", f"{RUN_DIR}/w{{bits}}"),
+    benchmark:
+        benchmark_path("hardware_finetune", f"{RUN_DIR}/w{{bits}}")
+    threads: config["threads"]
+    resources:
+        mem_mb=2000,
+    params:
+        settings=finetune_params,
+        code=code_fingerprint("fwdsnn.finetune", estimator_module("perturbation")),
+    script:
+        "../scripts/hardware_finetune.py"
+
+
+rule hardware_finetune_all:
+    input:
+        expand(
+            "results/hardware/{run}/emulated_w{bits}_tuned.nc",
+            run=FINETUNED_RUNS,
+            bits=FINETUNE_BITS,
+        ),
 
 
 rule bit_sweep:
@@ -47,6 +94,7 @@ rule bit_sweep:
             run=SPIKING_RUNS,
             bits=HARDWARE_BITS,
         ),
+        tuned=rules.hardware_finetune_all.input,
     output:
         table="results/tables/bit_sweep.nc",
         csv="results/tables/bit_sweep.csv",
@@ -68,6 +116,8 @@ rule bit_sweep:
     params:
         runs=SPIKING_RUNS,
         bits=HARDWARE_BITS,
+        tuned_runs=FINETUNED_RUNS,
+        tuned_bits=FINETUNE_BITS,
         code=code_fingerprint("fwdsnn.tables", "fwdsnn.figures"),
     script:
         "../scripts/bit_sweep.py"
