@@ -440,7 +440,9 @@ def diagnosed_methods(config: dict, schema: dict | None = None) -> dict[str, dic
         for method in experiment["methods"]:
             settings = method_settings(config, experiment, method, schema, f"experiments.{index}")
             gradient = estimator_gradient(settings["estimator"])
-            if not settings["spiking"] or gradient == "exact":
+            # in the loop (method.hardware) the estimate is of the emulator's loss, which has
+            # no BPTT gradient to compare with
+            if not settings["spiking"] or gradient == "exact" or "hardware" in settings:
                 continue
             swept = (([k for k in ks if k <= settings["directions"]] or [min(ks)])
                      if gradient == "derivative_free" else list(ks))

@@ -54,6 +54,20 @@ def read_benchmark(path: str | Path | None) -> dict[str, float]:
         return empty
 
 
+def _loop_cost(config: dict, steps: int, passes: float, sop_per_inference: float) -> dict:
+    """What a step of training in the loop (method.hardware) costs the chip: emulator passes
+    (each on the whole batch) and synaptic operations, the batch's inferences in every pass at
+    the trained network's SOPs per inference. NaN for a run not trained in the loop."""
+    in_loop = "hardware" in config.get("method", {}) and steps
+    per_step = passes / steps if in_loop else math.nan
+    batch = config.get("train", {}).get("batch", math.nan)
+    return {"loop_emulator_passes_per_step": _scalar(
+                per_step, "emulator passes per training step in the loop (NaN: not trained in the loop)"),
+            "loop_sop_per_step": _scalar(
+                per_step * batch * sop_per_inference,
+                "synaptic operations per training step in the loop (NaN: not trained in the loop)")}
+
+
 def run_metrics(history: xr.Dataset, prediction: xr.Dataset, energy: xr.Dataset | None = None,
                 benchmark: dict[str, float] | None = None) -> xr.Dataset:
     """The metrics of one run as a Dataset (scalars, plus per-layer activity)."""
@@ -99,6 +113,7 @@ def run_metrics(history: xr.Dataset, prediction: xr.Dataset, energy: xr.Dataset 
             value = float(var.sel(per="inference")) if "per" in var.dims else float(var)
             attrs = {"long_name": f"{var.attrs['long_name']} per inference", "units": var.attrs["units"]}
         data[name] = ((), value, attrs)
+    data.update(_loop_cost(config, steps, last("forward_passes"), data["sop_total"][1]))
     ds = xr.Dataset(data, coords={"layer": ("layer", prediction["layer"].values.astype(str),
                                             {"long_name": "LIF layer", "units": "1"})})
     ds.attrs.update(status=status, spiking=int(prediction.sizes["layer"] > 0))

@@ -15,6 +15,7 @@ Training cost keeps diverged runs (their steps were paid for). Ratios to bp divi
 median over seeds by bp's median on the same target and model (the study's "rfg-layer/bp").
 """
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -34,7 +35,8 @@ ACCURACY = {"variables": ("rel_l2_mean", "rel_l2_median"), "key": "rel_l2_mean",
 COST = {"variables": ("steps", "steps_planned", "forward_passes", "wall_time", "time_per_step",
                       "peak_rss", "job_time"), "key": "wall_time", "masked": False}
 ENERGY = {"variables": ("spike_rate_mean", "sop_total", "mac_snn_total", "mac_ann_total",
-                        "energy_snn", "energy_ann", "energy_ratio"), "key": "energy_snn", "masked": True}
+                        "energy_snn", "energy_ann", "energy_ratio", "loop_emulator_passes_per_step",
+                        "loop_sop_per_step"), "key": "energy_snn", "masked": True}
 
 
 def _ordered(values) -> list:
@@ -226,15 +228,23 @@ def _spiking(history: xr.Dataset) -> bool:
     return history.sizes.get("layer", 0) > 0
 
 
+def _in_the_loop(history: xr.Dataset) -> bool:
+    """Trained in the loop (method.hardware): it minimises the emulator's loss on a budget of
+    its own, so it does not set the common step of the float methods."""
+    return "hardware" in json.loads(history.attrs.get("config_json", "{}")).get("method", {})
+
+
 def common_steps(runs: Sequence[str], histories: Mapping[str, xr.Dataset]) -> dict[tuple[str, str], int]:
     """Per experiment (target, model): the largest evaluation step that every spiking method
     reached, a method's reach being the last evaluation of its shortest completed run. Diverged
-    runs do not count: one early divergence would otherwise pull every method back to its step.
+    runs do not count: one early divergence would otherwise pull every method back to its step;
+    nor do runs trained in the loop.
     Experiments without a completed spiking run are absent."""
     reach: dict[tuple[str, str], dict[str, int]] = {}
     for run in runs:
         history, key = histories[run], parse_run(run)
-        if history.attrs["status"] == COMPLETED and _spiking(history) and history.sizes["eval_step"]:
+        if history.attrs["status"] == COMPLETED and _spiking(history) and history.sizes["eval_step"] \
+                and not _in_the_loop(history):
             methods = reach.setdefault((key.target, key.model), {})
             last = int(history["eval_step"].values[-1])
             methods[key.method] = min(last, methods.get(key.method, last))
@@ -503,6 +513,10 @@ def energy_text(ds: xr.Dataset) -> tuple[str, str]:
         col("energy_snn_median_pj", "energy SNN [pJ]", "energy_snn"),
         col("energy_ann_median_pj", "energy ANN twin [pJ]", "energy_ann"),
         col("energy_ratio_median", "SNN / ANN", "energy_ratio", ".3f"),
+        *([col("loop_emulator_passes_per_step_median", "in the loop: emulator passes / step",
+               "loop_emulator_passes_per_step", ".0f"),
+           col("loop_sop_per_step_median", "in the loop: SOPs / step", "loop_sop_per_step")]
+          if ds["loop_emulator_passes_per_step_seed_median"].notnull().any() else []),
     ], masked=True)
 
 

@@ -9,8 +9,8 @@ import xarray as xr
 
 from fwdsnn import figures, io
 from fwdsnn.artifacts import HISTORY
-from fwdsnn.tables import (BP_WALL_TIME_FLAGS, EQUAL_STEPS_FLAGS, compute_matched_table, compute_matched_text,
-                           read_histories, write_table)
+from fwdsnn.tables import (BP_WALL_TIME_FLAGS, EQUAL_STEPS_FLAGS, common_steps, compute_matched_table,
+                           compute_matched_text, read_histories, write_table)
 
 EVAL_EVERY = 10
 # method -> (steps, seconds per step (seed s: bp takes (s + 1) times as long), error scale);
@@ -92,6 +92,16 @@ def test_equal_steps_is_the_shortest_spiking_method_and_ignores_the_ann_and_dive
     bp_median = (error("bp", 0, 80) + error("bp", 1, 80)) / 2  # s2 has no value
     assert float(bp["rel_l2_at_equal_steps_seed_median"]) == pytest.approx(bp_median)
     assert float(wp["rel_l2_at_equal_steps_ratio_to_bp"]) == pytest.approx(2.0 * 2 / 1.5)
+
+
+def test_a_run_trained_in_the_loop_does_not_set_the_common_step():
+    runs, histories = study()
+    loop = history("rfg-layer", 0, steps=20)
+    loop.attrs["config_json"] = json.dumps({"method": {"estimator": "perturbation", "hardware": {"bits": 8}}})
+    histories["heat/seponet/wp-loop/s0"] = loop
+    assert common_steps([*runs, "heat/seponet/wp-loop/s0"], histories)["heat", "seponet"] == 80
+    loop.attrs["config_json"] = json.dumps({"method": {"estimator": "perturbation"}})  # float losses
+    assert common_steps([*runs, "heat/seponet/wp-loop/s0"], histories)["heat", "seponet"] == 20
 
 
 def test_the_cut_at_bp_wall_time_pairs_seeds(table):

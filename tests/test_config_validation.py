@@ -255,7 +255,8 @@ def test_the_default_and_quick_configs_are_valid():
 def test_every_schema_key_has_a_description_and_a_default():
     schema = load_schema()
     required_anywhere = {"targets", "family", "expression", "domain", "target", "model",
-                         "methods", "length_scale", "kind", "estimator", "bits"}
+                         "methods", "length_scale", "kind", "estimator", "bits",
+                         "method"}  # hardware.finetune.method: required once it lists runs
     # a method key whose default is the estimator's own (or its absence): a schema default
     # would enter the settings of every existing run (its Snakemake params) and rerun the study
     # (epsilon's 0.05 is filled for every estimator but node, which requires it)

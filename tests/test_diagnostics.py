@@ -1,5 +1,7 @@
 """Gradient diagnostics: per-layer cosines to BPTT for every forward-only method of an experiment."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -53,6 +55,14 @@ def test_every_forward_only_spiking_method_is_diagnosed(quality):
     assert list(diagnosed_methods(config)["p/mlp"]) == expected
     assert list(quality.method.values) == expected
     assert not np.isnan(quality.overall_cosine.sel({"method": expected}).sel(directions=1)).any()
+
+
+def test_a_method_trained_in_the_loop_is_not_diagnosed():
+    """Its estimate is of the emulator's loss, which has no BPTT gradient to compare with."""
+    config = copy.deepcopy(CONFIG)
+    config["methods"]["wp-loop"] = {**METHODS["wp"], "epsilon": 2.0, "hardware": {"bits": 8}}
+    config["experiments"][0]["methods"].append("wp-loop")
+    assert "wp-loop" not in diagnosed_methods(validate_config(config))["p/mlp"]
 
 
 def test_an_exact_readout_layer_has_cosine_one(quality):

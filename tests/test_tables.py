@@ -59,6 +59,17 @@ def test_run_metrics_by_hand(tmp_path):
     io.check_variable_attrs(ds)  # every variable has long_name and units
 
 
+def test_training_in_the_loop_counts_its_emulator_passes_and_synaptic_operations():
+    trained = history()  # 3 passes a step
+    assert np.isnan(float(run_metrics(trained, prediction([0.1]), energy())["loop_sop_per_step"]))
+    trained.attrs["config_json"] = json.dumps({"train": {"steps": 10, "batch": 8},
+                                               "method": {"estimator": "perturbation", "hardware": {"bits": 8}}})
+    ds = run_metrics(trained, prediction([0.1]), energy(sop=100.0))
+    assert float(ds["loop_emulator_passes_per_step"]) == 3.0
+    assert float(ds["loop_sop_per_step"]) == 3.0 * 8 * 100.0  # passes x batch x SOPs per inference
+    io.check_variable_attrs(ds)
+
+
 def test_ann_run_has_no_energy_and_benchmark_is_optional(tmp_path):
     ds = run_metrics(history(layers=()), prediction([0.4], layers=()), None, None)
     assert np.isnan(float(ds["sop_total"])) and np.isnan(float(ds["peak_rss"]))
@@ -162,6 +173,24 @@ def test_bit_sweep_table_medians_ratios_and_diverged_runs():
     assert "| 0.0300 | 0.2500 | 0.1250 | 0.0625 | 4.167 | 0.9838 |" in rows["bp"]
     assert rows["wp-layer"].count("diverged (3/3)") == 7
     assert len(csv.splitlines()) == 1 + 3
+
+
+def test_the_bit_sweep_places_fine_tuned_errors_at_their_runs_and_widths():
+    runs, metrics = study()
+    spiking = [run for run in runs if "/ann/" not in run]
+    bits = [4, 8, 16]
+    emulated = {(run, b): (0.5 / b, 0.9) for run in spiking for b in bits}
+    tuned = {(f"parabola/mlp/bp/s{seed}", 4): (0.01 * (seed + 1), 0.9) for seed in range(3)}
+    ds = bit_sweep_table(spiking, metrics, emulated, bits, tuned)
+    bp = ds.sel({"target": "parabola", "model": "mlp", "method": "bp"})
+    np.testing.assert_allclose(bp["emulated_rel_l2_tuned"].sel(bits=4), [0.01, 0.02, 0.03])
+    assert float(bp["emulated_rel_l2_tuned_seed_median"].sel(bits=4)) == pytest.approx(0.02)
+    assert np.isnan(bp["emulated_rel_l2_tuned"].sel(bits=[8, 16])).all()  # not fine-tuned there
+    assert np.isnan(ds["emulated_rel_l2_tuned"].sel({"method": "rfg-layer"})).all()
+    _, md = bit_sweep_text(ds)
+    assert "w4 tuned" in md.splitlines()[0] and "w8 tuned" not in md.splitlines()[0]
+    assert "| 0.0200 |" in next(line for line in md.splitlines() if " | bp | " in line)
+    assert np.isnan(bit_sweep_table(spiking, metrics, emulated, bits)["emulated_rel_l2_tuned"]).all()
 
 
 def test_every_figure_uses_the_method_colours(monkeypatch):
