@@ -8,7 +8,7 @@ import nir
 
 from fwdsnn import io
 from fwdsnn.artifacts import SPLIT_TRAIN, split_mask
-from fwdsnn.config import diagnosed_methods
+from fwdsnn.config import diagnosed_methods, finetuned_runs
 from fwdsnn.hardware.format import read_fixed
 from fwdsnn.reference import read_reference
 from conftest import DIVERGING_RUN, OVERLAY, planned_outputs, quick_config, register_toy_entries, snakemake
@@ -35,7 +35,7 @@ def test_every_quick_run_trained_and_logged_progress(quick_study):
     config = quick_config(quick_study)
     runs = [(e["target"], e["model"], m) for e in config["experiments"] for m in e["methods"]
             if f"{e['target']}/{e['model']}/{m}/s0" != DIVERGING_RUN]
-    assert len(runs) == 10
+    assert len(runs) == 11
     for target, model, method in runs:
         run = quick_study / "results" / "runs" / target / model / method / "s0"
         history = io.read_dataset(run / "history.nc", stage="train")
@@ -119,10 +119,31 @@ def test_every_spiking_run_went_to_hardware(quick_study):
     rows = (quick_study / "results" / "tables" / "bit_sweep.md").read_text().splitlines()
     assert len(rows) == 2 + len(runs)  # header, rule, one row per (experiment, method): 1 seed
     diverged_row = next(row for row in rows if f" | {DIVERGING_RUN.split('/')[2]} | " in row)
-    assert diverged_row.count("diverged (1/1)") == 3 + len(bits) + (8 in bits)  # each value cell, seeds
+    tuned_bits = config["hardware"]["finetune"]["bits"]  # a "w<b> tuned" column each
+    assert diverged_row.count("diverged (1/1)") == 3 + len(bits) + (8 in bits) + len(tuned_bits)
     csv = (quick_study / "results" / "tables" / "bit_sweep.csv").read_text()
     assert f"{DIVERGING_RUN.rsplit('/', 1)[0].replace('/', ',')}," in csv and csv.count(",1,0,1\n") == 1
     assert (quick_study / "results" / "figures" / "bit_sweep.png").stat().st_size > 10_000
+
+
+def test_fine_tuned_runs_are_emulated_and_in_the_bit_sweep(quick_study):
+    config = quick_config(quick_study)
+    tuned, bits = finetuned_runs(config), config["hardware"]["finetune"]["bits"]
+    assert tuned
+    sweep = io.read_dataset(quick_study / "results" / "tables" / "bit_sweep.nc", stage="bit_sweep")
+    for run in tuned:
+        target, model, method, seed = run.split("/")
+        at = {"target": target, "model": model, "method": method, "seed": int(seed[1:])}
+        for b in bits:
+            out = quick_study / "results" / "hardware" / run
+            emulated = io.read_dataset(out / f"emulated_w{b}_tuned.nc", stage="hardware")
+            assert float(sweep["emulated_rel_l2_tuned"].sel(at).sel(bits=b)) == float(np.mean(emulated["rel_l2"]))
+            history = io.read_dataset(out / f"history_w{b}_tuned.nc", stage="train")
+            assert history.sizes["step"] == config["hardware"]["finetune"]["train"]["steps"]
+            assert {layer.weight_bits for layer in read_fixed(out / f"fixed_w{b}_tuned.nc").layers} == {b}
+            log = (quick_study / "logs" / "hardware_finetune" / run / f"w{b}.log").read_text()
+            assert "fine-tuning" in log and "emulated training loss" in log
+    assert int(np.isfinite(sweep["emulated_rel_l2_tuned"]).sum()) == len(tuned) * len(bits)
 
 
 def quick_runs(config):
