@@ -196,21 +196,36 @@ def _check_finetune(config: dict, schema: dict) -> None:
                           "with its post-training value")
     for index, entry in enumerate(block["runs"]):
         where = f"{key}.runs.{index}"
-        experiment = next((e for e in config["experiments"]
-                           if (e["target"], e["model"]) == (entry["target"], entry["model"])), None)
-        if experiment is None:
-            raise ConfigError(f"config key '{where}': no experiment trains target "
-                              f"{entry['target']!r} with model {entry['model']!r}")
+        for field, section in (("target", "targets"), ("model", "models")):
+            if entry[field] not in config[section]:
+                raise ConfigError(f"config key '{where}.{field}': {entry[field]!r} is not defined "
+                                  f"under {section} (defined: {', '.join(config[section])})")
         for source in entry["methods"]:
-            if source not in experiment["methods"]:
-                raise ConfigError(f"config key '{where}.methods': {source!r} is not trained on "
-                                  f"{entry['target']}/{entry['model']} (its methods: "
-                                  f"{', '.join(experiment['methods'])})")
+            if source not in config["methods"]:
+                raise ConfigError(f"config key '{where}.methods': {source!r} is not defined under "
+                                  f"methods (defined: {', '.join(config['methods'])})")
             if not config["methods"][source]["spiking"]:
                 raise ConfigError(f"config key '{where}.methods': {source!r} is not spiking; "
                                   "an ANN has no fixed-point network to tune")
-        finetune_settings(config, entry["target"], entry["model"], entry["methods"][0],
-                          block["bits"][0], schema)
+    for target, model, method in _trained_finetune_runs(config):
+        finetune_settings(config, target, model, method, block["bits"][0], schema)
+
+
+def _trained_finetune_runs(config: dict) -> list[tuple[str, str, str]]:
+    """(target, model, method) of hardware.finetune.runs that an experiment trains: an overlay
+    that replaces the experiments leaves the default runs untrained, and they are skipped."""
+    trained = {(e["target"], e["model"], m) for e in config["experiments"] for m in e["methods"]}
+    listed = [(entry["target"], entry["model"], method)
+              for entry in config["hardware"]["finetune"]["runs"] for method in entry["methods"]]
+    return [run for run in listed if run in trained]
+
+
+def untrained_finetune_runs(config: dict) -> list[str]:
+    """'target/model/method' of hardware.finetune.runs that no experiment trains (skipped)."""
+    kept = set(_trained_finetune_runs(config))
+    return [f"{entry['target']}/{entry['model']}/{method}"
+            for entry in config["hardware"]["finetune"]["runs"] for method in entry["methods"]
+            if (entry["target"], entry["model"], method) not in kept]
 
 
 def finetune_settings(config: dict, target: str, model: str, method: str, bits: int,
@@ -232,10 +247,10 @@ def finetune_settings(config: dict, target: str, model: str, method: str, bits: 
 
 
 def finetuned_runs(config: dict) -> list[str]:
-    """The run paths (fwdsnn.artifacts.RUN_DIR) that hardware.finetune tunes, every seed."""
-    return [RUN_DIR.format(target=entry["target"], model=entry["model"], method=method, seed=seed)
-            for entry in config["hardware"]["finetune"]["runs"] for method in entry["methods"]
-            for seed in config["seeds"]]
+    """The run paths (fwdsnn.artifacts.RUN_DIR) that hardware.finetune tunes, every seed; runs
+    no experiment trains are left out (untrained_finetune_runs names them)."""
+    return [RUN_DIR.format(target=target, model=model, method=method, seed=seed)
+            for target, model, method in _trained_finetune_runs(config) for seed in config["seeds"]]
 
 
 def _default_of(schema: dict, key: str) -> Any:

@@ -12,7 +12,8 @@ import torch
 
 from fwdsnn import io
 from fwdsnn.artifacts import MODEL
-from fwdsnn.config import ConfigError, finetune_settings, finetuned_runs, validate_config
+from fwdsnn.config import (ConfigError, finetune_settings, finetuned_runs, untrained_finetune_runs,
+                           validate_config)
 from fwdsnn.data import make_problem
 from fwdsnn.finetune import run_finetune
 from fwdsnn.grad.emulated import InLoop
@@ -130,7 +131,8 @@ def change(path: str, value):
     ("hardware.finetune.method", "bp", "config key 'hardware.finetune.method': 'bp' must be weight perturbation"),
     ("hardware.finetune.bits", [6], "config key 'hardware.finetune.bits': [6] not in hardware.bits"),
     ("hardware.finetune.runs.0.methods", ["stein", "x"], "config key 'hardware.finetune.runs.0.methods': 'x'"),
-    ("hardware.finetune.runs.0.model", "don", "config key 'hardware.finetune.runs.0': no experiment"),
+    ("hardware.finetune.runs.0.model", "absent", "config key 'hardware.finetune.runs.0.model': 'absent' is not defined under models"),
+    ("hardware.finetune.runs.0.target", "absent", "config key 'hardware.finetune.runs.0.target': 'absent' is not defined under targets"),
     ("hardware.finetune.train", {"steps": 0}, "config key 'hardware.finetune.train.steps'"),
     ("hardware.finetune.runs.0", {"target": "p", "model": "mlp"}, "'methods' is a required property"),
 ])
@@ -147,3 +149,14 @@ def test_runs_without_a_method_fail_and_no_runs_need_none():
         validate_config(config)
     config["hardware"]["finetune"]["runs"] = []
     assert finetuned_runs(validate_config(config)) == []
+
+
+def test_runs_no_experiment_trains_are_skipped_and_named():
+    """An overlay that replaces the experiments must not break the default fine-tune block."""
+    config = copy.deepcopy(STUDY)
+    config["hardware"]["finetune"]["runs"] = [{"target": "p", "model": "mlp", "methods": ["bp", "stein"]}]
+    config["experiments"] = [{**e, "methods": [m for m in e["methods"] if m != "bp"]}
+                             for e in config["experiments"]]
+    validated = validate_config(config)
+    assert untrained_finetune_runs(validated) == ["p/mlp/bp"]
+    assert finetuned_runs(validated) == ["p/mlp/stein/s0", "p/mlp/stein/s1"]

@@ -9,7 +9,7 @@ from fwdsnn.registry import FAMILIES
 from conftest import REPO
 
 SCRIPTS = REPO / "workflow" / "scripts"
-NEED_TORCH = {"train.py", "hardware.py", "gradient_quality.py", "bench.py", "step_time.py"}
+NEED_TORCH = {"train.py", "hardware.py", "hardware_finetune.py", "gradient_quality.py", "bench.py", "step_time.py"}
 HEAVY = ("torch", "norse", "nir")
 
 

@@ -1,4 +1,6 @@
 # Config validation, wildcard constraints, input functions and target lists shared by all rules.
+import sys
+
 from snakemake.exceptions import WorkflowError
 
 from fwdsnn.artifacts import RUN_DIR
@@ -11,6 +13,7 @@ from fwdsnn.config import (
     method_settings,
     step_time_runs,
     train_settings,
+    untrained_finetune_runs,
     validate_config,
 )
 from fwdsnn.fingerprint import code_fingerprint
@@ -23,6 +26,12 @@ except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 config.clear()
 config.update(_validated)
+if untrained_finetune_runs(config):
+    print(
+        "fwdsnn: hardware.finetune.runs lists runs no experiment trains; skipped: "
+        + ", ".join(untrained_finetune_runs(config)),
+        file=sys.stderr,
+    )
 
 TARGETS = sorted(config["targets"])
 
@@ -141,3 +150,20 @@ def diagnostics_code(wildcards):
         for m in diagnosed(wildcards).values()
     }
     return code_fingerprint("fwdsnn.diagnostics", *sorted(modules))
+
+
+def finetune_params(wildcards):
+    """One fine-tune's model, in-loop method (at the job's bits) and train settings."""
+    return finetune_settings(
+        config,
+        wildcards.target,
+        wildcards.model,
+        wildcards.method,
+        int(wildcards.bits),
+    )
+
+
+def finetune_code(wildcards):
+    """Fingerprint of the fine-tune stage plus the estimator of its in-loop method."""
+    estimator = finetune_params(wildcards)["method"]["estimator"]
+    return code_fingerprint("fwdsnn.finetune", estimator_module(estimator))

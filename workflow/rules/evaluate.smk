@@ -165,7 +165,6 @@ rule compute_matched:
         "../scripts/compute_matched.py"
 
 
-
 # how much the last fifth of each run's steps still lowered its test error (is the budget enough?)
 rule convergence:
     input:
@@ -187,6 +186,7 @@ rule convergence:
         code=code_fingerprint("fwdsnn.tables"),
     script:
         "../scripts/convergence.py"
+
 
 rule metrics_all:
     input:

@@ -42,17 +42,6 @@ rule hardware:
         "../scripts/hardware.py"
 
 
-def finetune_params(wildcards):
-    """One fine-tune's model, in-loop method (at the job's bits) and train settings."""
-    return finetune_settings(
-        config,
-        wildcards.target,
-        wildcards.model,
-        wildcards.method,
-        int(wildcards.bits),
-    )
-
-
 # a trained run retrained in the loop at one weight width (hardware.finetune; fwdsnn.finetune)
 rule hardware_finetune:
     input:
@@ -72,7 +61,7 @@ rule hardware_finetune:
         mem_mb=2000,
     params:
         settings=finetune_params,
-        code=code_fingerprint("fwdsnn.finetune", estimator_module("perturbation")),
+        code=finetune_code,
     script:
         "../scripts/hardware_finetune.py"
 
