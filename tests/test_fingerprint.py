@@ -76,15 +76,17 @@ def test_estimator_registry_matches_the_schema_and_the_code():
 
 def job_fingerprints() -> dict[str, str]:
     """Every job's code fingerprint as the workflow computes it: the modules each rule names,
-    the reference stage with each family's module, training with each estimator's. Imports the
-    registry afresh: the one on sys.path now."""
-    from fwdsnn.registry import ESTIMATORS, FAMILIES, training_code_fingerprint
+    the reference stage with each family's module, training and fine-tuning with each
+    estimator's. Imports the registry afresh: the one on sys.path now."""
+    from fwdsnn.registry import ESTIMATORS, FAMILIES, estimator_module, training_code_fingerprint
     rules = "\n".join(path.read_text() for path in sorted((REPO / "workflow" / "rules").glob("*.smk")))
     calls = [re.findall(r'"([\w.]+)"', args) for args in re.findall(r"code_fingerprint\(([^)]*)\)", rules)]
     jobs = {",".join(modules): code_fingerprint(*modules) for modules in calls if modules}
     jobs.update({f"reference/{family}": code_fingerprint("fwdsnn.reference", module)
                  for family, module in FAMILIES.items()})
     jobs.update({f"train/{name}": training_code_fingerprint(name) for name in ESTIMATORS})
+    jobs.update({f"finetune/{name}": code_fingerprint("fwdsnn.finetune", estimator_module(name))
+                 for name in ESTIMATORS})
     return jobs
 
 
