@@ -223,13 +223,18 @@ def test_aggregate_tables(quick_study):
         assert (tables / f"{name}.md").read_text().count("\n") >= 3
 
 
-def test_compute_matched_table_reads_the_histories(quick_study):
-    config = quick_config(quick_study)
-    ds = io.read_dataset(quick_study / "results" / "tables" / "compute_matched.nc", stage="table_compute_matched")
+def run_histories(quick_study, config):
+    """(run path, its table coordinates, its history.nc) for every run of the quick study."""
     for run in quick_runs(config):
         target, model, method, seed = run.split("/")
         at = {"target": target, "model": model, "method": method, "seed": int(seed[1:])}
-        history = io.read_dataset(quick_study / "results" / "runs" / run / "history.nc")
+        yield run, at, io.read_dataset(quick_study / "results" / "runs" / run / "history.nc")
+
+
+def test_compute_matched_table_reads_the_histories(quick_study):
+    config = quick_config(quick_study)
+    ds = io.read_dataset(quick_study / "results" / "tables" / "compute_matched.nc", stage="table_compute_matched")
+    for run, at, history in run_histories(quick_study, config):
         for budget in ("equal_steps", "bp_wall_time"):
             step = float(ds[f"step_at_{budget}"].sel(at))
             if np.isfinite(step):
@@ -245,10 +250,7 @@ def test_compute_matched_table_reads_the_histories(quick_study):
 def test_convergence_table_reads_the_last_fifth_of_each_history(quick_study):
     config = quick_config(quick_study)
     ds = io.read_dataset(quick_study / "results" / "tables" / "convergence.nc", stage="table_convergence")
-    for run in quick_runs(config):
-        target, model, method, seed = run.split("/")
-        at = {"target": target, "model": model, "method": method, "seed": int(seed[1:])}
-        history = io.read_dataset(quick_study / "results" / "runs" / run / "history.nc")
+    for run, at, history in run_histories(quick_study, config):
         if history.attrs["status"] == "diverged":
             assert np.isnan(float(ds["last_fifth_improvement"].sel(at))), run
             continue
