@@ -196,36 +196,29 @@ def _check_finetune(config: dict, schema: dict) -> None:
                           "with its post-training value")
     for index, entry in enumerate(block["runs"]):
         where = f"{key}.runs.{index}"
-        for field, section in (("target", "targets"), ("model", "models")):
-            if entry[field] not in config[section]:
-                raise ConfigError(f"config key '{where}.{field}': {entry[field]!r} is not defined "
-                                  f"under {section} (defined: {', '.join(config[section])})")
+        _check_names_defined(config, where, entry)
         for source in entry["methods"]:
-            if source not in config["methods"]:
-                raise ConfigError(f"config key '{where}.methods': {source!r} is not defined under "
-                                  f"methods (defined: {', '.join(config['methods'])})")
             if not config["methods"][source]["spiking"]:
                 raise ConfigError(f"config key '{where}.methods': {source!r} is not spiking; "
                                   "an ANN has no fixed-point network to tune")
-    for target, model, method in _trained_finetune_runs(config):
+    for target, model, method in _finetune_runs_by_training(config)[0]:
         finetune_settings(config, target, model, method, block["bits"][0], schema)
 
 
-def _trained_finetune_runs(config: dict) -> list[tuple[str, str, str]]:
-    """(target, model, method) of hardware.finetune.runs that an experiment trains: an overlay
-    that replaces the experiments leaves the default runs untrained, and they are skipped."""
+def _finetune_runs_by_training(config: dict) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(target, model, method) of hardware.finetune.runs that an experiment trains, and the
+    'target/model/method' of those none trains: an overlay that replaces the experiments leaves
+    the default runs untrained, and they are skipped."""
     trained = {(e["target"], e["model"], m) for e in config["experiments"] for m in e["methods"]}
     listed = [(entry["target"], entry["model"], method)
               for entry in config["hardware"]["finetune"]["runs"] for method in entry["methods"]]
-    return [run for run in listed if run in trained]
+    return ([run for run in listed if run in trained],
+            ["/".join(run) for run in listed if run not in trained])
 
 
 def untrained_finetune_runs(config: dict) -> list[str]:
     """'target/model/method' of hardware.finetune.runs that no experiment trains (skipped)."""
-    kept = set(_trained_finetune_runs(config))
-    return [f"{entry['target']}/{entry['model']}/{method}"
-            for entry in config["hardware"]["finetune"]["runs"] for method in entry["methods"]
-            if (entry["target"], entry["model"], method) not in kept]
+    return _finetune_runs_by_training(config)[1]
 
 
 def finetune_settings(config: dict, target: str, model: str, method: str, bits: int,
@@ -250,7 +243,8 @@ def finetuned_runs(config: dict) -> list[str]:
     """The run paths (fwdsnn.artifacts.RUN_DIR) that hardware.finetune tunes, every seed; runs
     no experiment trains are left out (untrained_finetune_runs names them)."""
     return [RUN_DIR.format(target=target, model=model, method=method, seed=seed)
-            for target, model, method in _trained_finetune_runs(config) for seed in config["seeds"]]
+            for target, model, method in _finetune_runs_by_training(config)[0]
+            for seed in config["seeds"]]
 
 
 def _default_of(schema: dict, key: str) -> Any:
@@ -323,14 +317,19 @@ def _check_memory(config: dict, schema: dict) -> None:
         raise ConfigError(f"config key '{err.key}': {err.reason}") from None
 
 
-def _check_experiment(config: dict, index: int, experiment: dict, schema: dict | None) -> None:
-    where = f"experiments.{index}"
-    for section, name in [("targets", experiment["target"]), ("models", experiment["model"]),
-                          *[("methods", m) for m in experiment["methods"]]]:
+def _check_names_defined(config: dict, where: str, entry: dict) -> None:
+    """The target, model and methods an experiment or a fine-tuned run names are in the config."""
+    for section, name in [("targets", entry["target"]), ("models", entry["model"]),
+                          *[("methods", m) for m in entry["methods"]]]:
         if name not in config[section]:
             key = {"targets": "target", "models": "model", "methods": "methods"}[section]
             raise ConfigError(f"config key '{where}.{key}': {name!r} is not defined under {section} "
                               f"(defined: {', '.join(config[section]) or 'none'})")
+
+
+def _check_experiment(config: dict, index: int, experiment: dict, schema: dict | None) -> None:
+    where = f"experiments.{index}"
+    _check_names_defined(config, where, experiment)
     kind = config["models"][experiment["model"]]["kind"]
     family = config["targets"][experiment["target"]]["family"]
     pointwise = [name for name, entry in MODEL_KINDS.items() if entry["layout"] == "pointwise"]

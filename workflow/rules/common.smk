@@ -26,10 +26,11 @@ except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 config.clear()
 config.update(_validated)
-if untrained_finetune_runs(config):
+_skipped = untrained_finetune_runs(config)
+if _skipped:
     print(
         "fwdsnn: hardware.finetune.runs lists runs no experiment trains; skipped: "
-        + ", ".join(untrained_finetune_runs(config)),
+        + ", ".join(_skipped),
         file=sys.stderr,
     )
 
@@ -164,6 +165,7 @@ def finetune_params(wildcards):
 
 
 def finetune_code(wildcards):
-    """Fingerprint of the fine-tune stage plus the estimator of its in-loop method."""
-    estimator = finetune_params(wildcards)["method"]["estimator"]
+    """Fingerprint of the fine-tune stage plus the estimator of its in-loop method (read when a
+    job is planned: without fine-tuned runs hardware.finetune.method may be absent)."""
+    estimator = config["methods"][config["hardware"]["finetune"]["method"]]["estimator"]
     return code_fingerprint("fwdsnn.finetune", estimator_module(estimator))
