@@ -72,15 +72,17 @@ def test_budgets_are_three_to_five_times_the_studys():
         assert {k: v for k, v in after[run]["train"].items() if not k.endswith(("steps", "every"))} == \
                {k: v for k, v in settings["train"].items() if not k.endswith(("steps", "every"))}, run
         assert after[run]["method"] == settings["method"], run
-    # a method new in the overlay gets the budget of the study's method of its estimator
-    # (weight perturbation's, where the study shortens it), else at least bp's
+    # a method new in the overlay gets the budget of the study's method of its estimator, else
+    # bp's; weight perturbation, at several times bp's step, at least a fifth of it (the
+    # compute-matched table compares it at bp's wall time)
     for target, model, method in after:
         if (target, model, method) not in before:
             estimator = after[target, model, method]["method"]["estimator"]
             kin = [m for (t, mo, m) in before if (t, mo) == (target, model)
                    and before[t, mo, m]["method"]["estimator"] == estimator] or ["bp"]
+            share = 0.2 if estimator == "perturbation" and kin == ["bp"] else 1.0
             assert after[target, model, method]["train"]["steps"] >= \
-                min(after[target, model, m]["train"]["steps"] for m in kin), (target, method)
+                share * min(after[target, model, m]["train"]["steps"] for m in kin), (target, method)
 
 
 def test_rfg_layer_exact_gets_rfg_layers_budget_where_the_study_tuned_it():
