@@ -3,14 +3,17 @@
 Adam with an exponential learning-rate decay steps on whatever gradient estimate the method's
 estimator writes. The run evaluates on the test split every ``eval_every`` steps (one progress
 line in the log each time) and checkpoints every ``checkpoint_every`` steps — parameters,
-optimiser moments, every random generator and the history so far — so a killed job resumes
-to the same final weights. A non-finite loss ends the run with status ``diverged``.
+optimiser moments, the weight average, every random generator and the history so far — so a
+killed job resumes to the same final weights. A non-finite loss ends the run with status
+``diverged``. With ``ema`` set, what is evaluated and written is the weight average
+(fwdsnn.averaging); the steps are the same either way.
 """
 
 import hashlib
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import xarray as xr
 
 from fwdsnn import io
 from fwdsnn.adam import Adam
+from fwdsnn.averaging import WeightAverage
 from fwdsnn.artifacts import CHECKPOINT, HISTORY, MODEL, PREDICTION, REFERENCE
 from fwdsnn.data import Problem, make_problem, test_errors
 from fwdsnn.fingerprint import code_fingerprint
@@ -109,6 +113,16 @@ class Run:
     model_cfg: dict
     method_cfg: dict
     train_cfg: dict
+    average: WeightAverage | None = None
+
+    @contextmanager
+    def evaluated(self):
+        """The weights that are evaluated and written: the average where there is one."""
+        if self.average is None:
+            yield
+        else:
+            with self.average.applied():
+                yield
 
 
 def build_run(reference: xr.Dataset, model_cfg: dict, method_cfg: dict, train_cfg: dict,
@@ -128,7 +142,9 @@ def build_run(reference: xr.Dataset, model_cfg: dict, method_cfg: dict, train_cf
     if spiking and method_cfg["surrogate"]["kind"] == "stein":
         generators["surrogate"] = surrogate_gen
     optimizer = Adam(model.parameters(), lr=train_cfg["lr"])
-    return Run(problem, model, optimizer, generators, built, model_cfg, method_cfg, train_cfg)
+    ema = train_cfg.get("ema", 0)
+    average = WeightAverage(model, ema) if ema else None
+    return Run(problem, model, optimizer, generators, built, model_cfg, method_cfg, train_cfg, average)
 
 
 def learning_rate(cfg: dict, step: int) -> float:
@@ -169,8 +185,10 @@ def save_checkpoint(run: Run, history: History, layers: list[str], next_step: in
             adam[f"exp_avg_sq.{name}"] = state["exp_avg_sq"]
             adam[f"step.{name}"] = state["step"]
     rng = {name: gen.get_state() for name, gen in run.generators.items()}
+    average = {} if run.average is None else run.average.average
     ds = xr.Dataset({**tensors_to_variables(run.model.state_dict(), "param."),
                      **tensors_to_variables(adam, "adam."),
+                     **tensors_to_variables(average, "ema.", "averaged weights"),
                      **tensors_to_variables(rng, "rng.", "random generator state")})
     ds = ds.merge(history.to_dataset(layers).rename({"step": "history_step"}))
     ds.attrs.update(next_step=next_step, digest=digest, code_fingerprint=code)
@@ -188,7 +206,7 @@ def _checked(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], 
                                   f"the run needs {tuple(tensor.shape)}")
 
 
-def _checkpoint_state(run: Run, ds: xr.Dataset) -> tuple[dict, list, dict, History, int]:
+def _checkpoint_state(run: Run, ds: xr.Dataset) -> tuple[dict, list, dict, dict, History, int]:
     """Everything a checkpoint restores, checked against the run before any of it is applied
     (a half-restored run would be neither the checkpoint's nor a fresh one)."""
     params = variables_to_tensors(ds, "param.")
@@ -204,12 +222,14 @@ def _checkpoint_state(run: Run, ds: xr.Dataset) -> tuple[dict, list, dict, Histo
     rng = variables_to_tensors(ds, "rng.")
     _checked(rng, {name: gen.get_state() for name, gen in run.generators.items()},
              "random generator state(s)")
+    average = variables_to_tensors(ds, "ema.")
+    _checked(average, {} if run.average is None else run.average.average, "averaged weight(s)")
     try:
         history = History.from_dataset(ds.rename({"history_step": "step"}))
         step = int(ds.attrs["next_step"])
     except (KeyError, ValueError) as err:
         raise io.DatasetError(f"no usable history or next_step ({err!r})") from err
-    return params, state, rng, history, step
+    return params, state, rng, average, history, step
 
 
 def _set_aside(path: Path, reason: str) -> None:
@@ -231,7 +251,7 @@ def load_checkpoint(run: Run, path: Path, digest: str, code: str) -> tuple[Histo
                       else "made with other settings")
             log.warning("ignoring checkpoint %s: it was %s; training from the start", path, reason)
             return History(), 0
-        params, state, rng, history, step = _checkpoint_state(run, ds)
+        params, state, rng, average, history, step = _checkpoint_state(run, ds)
     except io.DatasetError as err:
         _set_aside(path, str(err))
         return History(), 0
@@ -242,12 +262,15 @@ def load_checkpoint(run: Run, path: Path, digest: str, code: str) -> tuple[Histo
                               for key, value in moments.items()} for moments in state]
     for name, generator in run.generators.items():
         generator.set_state(rng[name])
+    if run.average is not None:
+        run.average.average = {name: average[name].to(device) for name in run.average.average}
     log.info("resumed from %s at step %d", path, step)
     return history, step
 
 
 def train(run: Run, checkpoint: Path, digest: str, code: str) -> tuple[History, str, list[str]]:
-    """The optimisation loop; returns the history, the status and the LIF layer names."""
+    """The optimisation loop; returns the history, the status and the LIF layer names. The
+    model holds the weights to write at the end (the average, with ``ema``)."""
     cfg, model = run.train_cfg, run.model
     layers = list(getattr(model, "neurons", {}))
     history, start = load_checkpoint(run, checkpoint, digest, code)
@@ -267,6 +290,8 @@ def train(run: Run, checkpoint: Path, digest: str, code: str) -> tuple[History, 
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         grad_norm = float(torch.sqrt(sum(torch.sum(g * g) for g in grads)))
         run.optimizer.step()
+        if run.average is not None:
+            run.average.update(step)
         passes += estimate.forward_passes
         history.loss.append(estimate.loss)
         history.grad_norm.append(grad_norm)
@@ -275,7 +300,8 @@ def train(run: Run, checkpoint: Path, digest: str, code: str) -> tuple[History, 
         history.lr.append(lr)
         done = step + 1
         if done % cfg["eval_every"] == 0 or done == cfg["steps"]:
-            prediction, rates, _ = predict(run)
+            with run.evaluated():
+                prediction, rates, _ = predict(run)
             errors = test_errors(run.problem, prediction)
             history.eval_step.append(done)
             history.test_mean.append(float(np.mean(errors)))
@@ -289,6 +315,8 @@ def train(run: Run, checkpoint: Path, digest: str, code: str) -> tuple[History, 
                      " ".join(f"{rates[layer]:.3f}" for layer in layers), speed)
         if done % cfg["checkpoint_every"] == 0 and done < cfg["steps"]:
             save_checkpoint(run, history, layers, done, checkpoint, digest, code)
+    if run.average is not None:
+        run.average.copy_into_model()  # what the run writes
     return history, status, layers
 
 

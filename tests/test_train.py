@@ -118,7 +118,7 @@ class Interrupted(Exception):
     pass
 
 
-def interrupted_run(reference, directory, monkeypatch) -> Path:
+def interrupted_run(reference, directory, monkeypatch, **train_overrides) -> Path:
     """A run stopped right after its first checkpoint: the checkpoint stays behind."""
     real = fwdsnn.train.save_checkpoint
 
@@ -129,7 +129,7 @@ def interrupted_run(reference, directory, monkeypatch) -> Path:
     with monkeypatch.context() as patch:
         patch.setattr(fwdsnn.train, "save_checkpoint", save_then_stop)
         with pytest.raises(Interrupted):
-            train(reference, directory)
+            train(reference, directory, **train_overrides)
     assert (directory / "checkpoint.nc").exists()
     return directory / "checkpoint.nc"
 
@@ -159,6 +159,15 @@ def test_a_checkpoint_resumes_under_the_same_code(parabola, tmp_path, monkeypatc
     with caplog.at_level("INFO", logger="fwdsnn.train"):
         train(parabola, tmp_path / "run")
     assert f"resumed from {checkpoint} at step 10" in messages(caplog)
+
+
+def test_a_run_with_weight_averaging_resumes_to_identical_results(parabola, tmp_path, monkeypatch):
+    """The average is part of the checkpoint: without it the resumed average would restart."""
+    _, whole = train(parabola, tmp_path / "whole", ema=0.9)
+    checkpoint = interrupted_run(parabola, tmp_path / "run", monkeypatch, ema=0.9)
+    assert any(name.startswith("ema.") for name in io.read_dataset(checkpoint).data_vars)
+    _, resumed = train(parabola, tmp_path / "run", ema=0.9)
+    assert_same_run(whole, resumed)
 
 
 def drop_a_parameter(checkpoint: Path) -> None:
