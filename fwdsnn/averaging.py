@@ -10,10 +10,10 @@ The decay at step t (0-based) is min(decay, (1 + t) / (10 + t)), so early steps,
 the minimum, are forgotten fast instead of being kept in the average for ~1/(1-decay) steps.
 """
 
-from contextlib import contextmanager
-
 import torch
 from torch import nn
+
+from fwdsnn.parameters import holding
 
 
 class WeightAverage:
@@ -33,17 +33,9 @@ class WeightAverage:
         for name, p in self.params.items():
             self.average[name].mul_(keep).add_(p.detach(), alpha=1 - keep)
 
-    @contextmanager
     def applied(self):
         """Inside the block the model holds the averaged weights, its own again after it."""
-        saved = {name: p.detach().clone() for name, p in self.params.items()}
-        self.copy_into_model()
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for name, p in self.params.items():
-                    p.copy_(saved[name])
+        return holding(self.params, self.average)
 
     @torch.no_grad()
     def copy_into_model(self) -> None:

@@ -16,8 +16,6 @@ q_l. With ε >= 1 a direction entry of size one moves its weight by a whole step
 the perturbation cannot round away; smaller ε is refused.
 """
 
-from contextlib import contextmanager
-
 import torch
 from torch import Tensor, nn
 
@@ -28,6 +26,7 @@ from fwdsnn.grad.rows import Blocks, block_rows
 from fwdsnn.hardware.convert import INPUT_BITS, convert
 from fwdsnn.hardware.emulator import emulate_rows
 from fwdsnn.hardware.format import HardwareNet, WEIGHT_BITS
+from fwdsnn.parameters import holding
 
 KEYS = ("bits", "input_bits", "synaptic_delay")
 NORMALISED = Affine(0.0, 1.0)  # losses are taken on the model's normalised outputs
@@ -81,7 +80,7 @@ class InLoop:
         params = dict(model.named_parameters())
         for block, n in zip(offsets, block_rows(model, offsets)):
             for row in range(n):
-                with _loaded(params, {name: params[name] + rows[row] for name, rows in block.items()}):
+                with holding(params, {name: params[name] + rows[row] for name, rows in block.items()}):
                     nets.append(self._convert(model))
         return nets
 
@@ -96,18 +95,3 @@ class InLoop:
             raise ValueError("method.hardware: the emulator runs on the CPU; train with device cpu")
         outputs, _ = emulate_rows(self.nets(model, offsets), inputs)
         return mse(outputs, target.to(outputs.dtype)).to(target.dtype)
-
-
-@contextmanager
-def _loaded(params: dict[str, nn.Parameter], values: dict[str, Tensor]):
-    """The parameters named in values hold those values inside the block, θ again after it."""
-    saved = {name: params[name].detach().clone() for name in values}
-    try:
-        with torch.no_grad():
-            for name, value in values.items():
-                params[name].copy_(value)
-        yield
-    finally:
-        with torch.no_grad():
-            for name, value in saved.items():
-                params[name].copy_(value)
