@@ -185,8 +185,8 @@ def _check_finetune(config: dict, schema: dict) -> None:
     if method is None:
         raise ConfigError(f"config key '{key}.method': {name!r} is not defined under methods "
                           f"(defined: {', '.join(config['methods'])})")
-    if method["estimator"] != "perturbation" or "hardware" not in method:
-        raise ConfigError(f"config key '{key}.method': {name!r} must be weight perturbation with the "
+    if method["estimator"] not in ("perturbation", "node") or "hardware" not in method:
+        raise ConfigError(f"config key '{key}.method': {name!r} must be weight or node perturbation with the "
                           "hardware key (every loss the emulator's), not "
                           f"{method['estimator']}{'' if 'hardware' in method else ' without it'}")
     missing = [b for b in block["bits"] if b not in config["hardware"]["bits"]]

@@ -62,7 +62,7 @@ def emulated_training_loss(model_path, parabola) -> float:
     model, _, _ = load_model(model_path)
     problem = make_problem(io.read_dataset(parabola), "spiking_mlp")
     index = torch.arange(problem.n_train)
-    return float(InLoop({"bits": BITS}, 1.0).losses(model, problem.model_inputs("train", index),
+    return float(InLoop({"bits": BITS}).losses(model, problem.model_inputs("train", index),
                                                      problem.targets("train", index), [])[0])
 
 
@@ -128,7 +128,7 @@ def change(path: str, value):
 
 @pytest.mark.parametrize("path, value, message", [
     ("hardware.finetune.method", "absent", "config key 'hardware.finetune.method': 'absent' is not defined"),
-    ("hardware.finetune.method", "bp", "config key 'hardware.finetune.method': 'bp' must be weight perturbation"),
+    ("hardware.finetune.method", "bp", "config key 'hardware.finetune.method': 'bp' must be weight or node perturbation"),
     ("hardware.finetune.bits", [6], "config key 'hardware.finetune.bits': [6] not in hardware.bits"),
     ("hardware.finetune.runs.0.methods", ["stein", "x"], "config key 'hardware.finetune.runs.0.methods': 'x'"),
     ("hardware.finetune.runs.0.model", "absent", "config key 'hardware.finetune.runs.0.model': 'absent' is not defined under models"),

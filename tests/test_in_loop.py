@@ -99,7 +99,7 @@ def test_in_loop_losses_are_the_converted_networks_emulated():
                 for name in ("branch.linears.0.weight", "trunk.readout.bias", "b0")},
                {"branch.readout.weight": 0.05 * torch.randn(2, *params["branch.readout.weight"].shape,
                                                             generator=g, dtype=torch.float64)}]
-    hardware = InLoop({"bits": 8}, 3.0)
+    hardware = InLoop({"bits": 8})
     losses = hardware.losses(model, inputs, target, offsets)
 
     def alone(m):
@@ -129,7 +129,7 @@ def test_in_loop_estimate_is_deterministic_and_scaled_by_the_step():
     assert all(torch.equal(a, b) for a, b in zip(*grads))
     loss = mse(torch.from_numpy(emulate(convert(model, Affine(0.0, 1.0), 8), numpy_inputs(inputs))[0]), target)
     assert estimate.loss == loss.item() and estimate.forward_passes == 2 * 2 + 1
-    steps = InLoop({"bits": 8}, 3.0).steps(model)
+    steps = InLoop({"bits": 8}).steps(model)
     top = 2 ** 7 - 1
     assert steps["linears.0.bias"] == steps["linears.0.weight"] == float(model.linears[0].weight.detach().abs().max()) / top
     other = in_loop(seed=4).estimate(model, inputs, target)

@@ -132,8 +132,7 @@ class ActivityPerturbation(DirectionalEstimator):
         self.readout = readout_setting(method, "exact")
 
     def estimate(self, model: torch.nn.Module, inputs: tuple, target: torch.Tensor) -> Estimate:
-        with torch.no_grad():
-            runs = run_subnets(model, inputs, self.plan(), (), [])
+        runs = self.passes(model, inputs)
         traced = {name: run.traced for name, run in runs.items()}
         loss, output_grads, scalar_grads = output_gradients(
             model, {name: run.output for name, run in traced.items()}, target)
@@ -147,6 +146,11 @@ class ActivityPerturbation(DirectionalEstimator):
             if parameter.requires_grad:
                 parameter.grad = grads[name]
         return Estimate(loss=loss.item(), forward_passes=self.forward_passes(model))
+
+    @torch.no_grad()
+    def passes(self, model: torch.nn.Module, inputs: tuple) -> dict[str, Perturbed]:
+        """Each sub-network's perturbed pass, by name."""
+        return run_subnets(model, inputs, self.plan(), (), [])
 
     def plan(self):
         """The row algebra of one pass (built per sub-network by `run_subnets`)."""

@@ -36,7 +36,7 @@ class InLoop:
     """The `hardware` method key of weight perturbation: bits (required), input_bits (default
     the converter's), synaptic_delay (default 0, Norse's timing)."""
 
-    def __init__(self, settings: dict, epsilon: float):
+    def __init__(self, settings: dict):
         if not isinstance(settings, dict):
             raise ValueError(f"method.hardware must be a mapping of {KEYS}, got {settings!r}")
         unknown = sorted(set(settings) - set(KEYS))
@@ -53,10 +53,6 @@ class InLoop:
             raise ValueError(f"method.hardware.input_bits {self.input_bits!r} must be an integer in [2, 24]")
         if self.synaptic_delay not in (0, 1):
             raise ValueError(f"method.hardware.synaptic_delay {self.synaptic_delay!r} must be 0 or 1")
-        if epsilon < 1:
-            raise ValueError(f"method.epsilon {epsilon} is below one quantisation step: with "
-                             "method.hardware it counts steps of each layer's weights and must be "
-                             "at least 1, or the perturbations round away")
 
     def steps(self, model: nn.Module) -> dict[str, float]:
         """Quantisation step q of each parameter's layer (module docstring), by parameter name."""
@@ -76,15 +72,16 @@ class InLoop:
 
     def nets(self, model: nn.Module, offsets: Blocks) -> list[HardwareNet]:
         """θ's network, then one per offset row (θ + offset), each converted on its own."""
-        nets = [self._convert(model)]
+        nets = [self.convert(model)]
         params = dict(model.named_parameters())
         for block, n in zip(offsets, block_rows(model, offsets)):
             for row in range(n):
                 with holding(params, {name: params[name] + rows[row] for name, rows in block.items()}):
-                    nets.append(self._convert(model))
+                    nets.append(self.convert(model))
         return nets
 
-    def _convert(self, model: nn.Module) -> HardwareNet:
+    def convert(self, model: nn.Module) -> HardwareNet:
+        """The model at this chip's settings, by the hardware converter's own mapping."""
         return convert(model, NORMALISED, self.bits, self.input_bits, self.synaptic_delay)
 
     @torch.no_grad()

@@ -39,6 +39,8 @@ import torch
 from torch import Tensor
 
 from fwdsnn.grad.activity import ActivityPerturbation, LayerNoise, Perturbed, accumulate_noise
+from fwdsnn.grad.emulated import InLoop
+from fwdsnn.grad.node_loop import emulated_passes
 from fwdsnn.grad.readout import DecodeFilter, Traced
 from fwdsnn.snn.neuron import li_window, lif_window
 
@@ -141,9 +143,10 @@ class NodePlan:
 
 class NodePerturbation(ActivityPerturbation):
     """Method keys scope, directions K (noise pairs per LIF layer, or per pass in global
-    scope), distribution (of the noise) and epsilon (required, in units of v_th); the readout
-    is exact. Noise is drawn as activity perturbation draws it (window by window, layer by
-    layer, sub-network by sub-network), so a re-seeded generator replays an estimate, and the
+    scope), distribution (of the noise), epsilon (required, in units of v_th) and hardware (the
+    passes run by the integer emulator, `node_loop`; layer scope); the readout is exact. Noise
+    is drawn as activity perturbation draws it (window by window, layer by layer, sub-network
+    by sub-network), so a re-seeded generator replays an estimate, and the
     same seed draws activity perturbation's noise wherever the windows agree (the tanh twin)."""
 
     def __init__(self, method: dict, generator: torch.Generator):
@@ -157,6 +160,18 @@ class NodePerturbation(ActivityPerturbation):
         self.epsilon = float(method["epsilon"])
         if not self.epsilon > 0:
             raise ValueError(f"epsilon must be positive, got {self.epsilon}")
+        hardware = method.get("hardware")
+        self.in_loop = None if hardware is None else InLoop(hardware)
+        if self.in_loop is not None and self.scope != "layer":
+            raise ValueError(f"method.scope {self.scope!r}: node perturbation in the loop "
+                             "(method.hardware) runs in layer scope")
+
+    @torch.no_grad()
+    def passes(self, model: torch.nn.Module, inputs: tuple) -> dict[str, Perturbed]:
+        """In the loop (method.hardware), the chip's passes (`node_loop`); else the float network's."""
+        if self.in_loop is None:
+            return super().passes(model, inputs)
+        return emulated_passes(self.in_loop, model, inputs, self.draw, self.directions, self.epsilon)
 
     def plan(self):
         return partial(NodePlan, draw=self.draw, directions=self.directions, scope=self.scope,

@@ -243,7 +243,11 @@ class WeightPerturbation(DirectionalEstimator):
         if hardware is not None and self.epsilon_scale != "absolute":
             raise ValueError("method.epsilon_scale must be absent with method.hardware, whose "
                              "epsilon counts quantisation steps")
-        self.in_loop = None if hardware is None else InLoop(hardware, self.epsilon)
+        self.in_loop = None if hardware is None else InLoop(hardware)
+        if self.in_loop is not None and self.epsilon < 1:
+            raise ValueError(f"method.epsilon {self.epsilon} is below one quantisation step: with "
+                             "method.hardware it counts steps of each layer's weights and must be "
+                             "at least 1, or the perturbations round away")
 
     def estimate(self, model: nn.Module, inputs: tuple, target: Tensor) -> Estimate:
         """In the loop (`method.hardware`), a direction v moves a parameter by ε q v, q its

@@ -38,6 +38,7 @@ float32, exact there too and twice as fast; its output is float64 again before t
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,17 +212,21 @@ def neuron(rows: Rows, a: Tensor, keep: tuple[str, ...]) -> dict[str, Tensor]:
     return trace
 
 
-def run_rows(stack: list[Rows], x: Tensor, steps: int, delay: int, keep: tuple[str, ...] = ()
-             ) -> list[dict[str, Tensor]]:
+def run_rows(stack: list[Rows], x: Tensor, steps: int, delay: int, keep: tuple[str, ...] = (),
+             inject: Callable[[int, Tensor], Tensor] | None = None) -> list[dict[str, Tensor]]:
     """Feed-forward chain on integer inputs x (R or 1, steps, B, n_in; a steps dimension of 1:
     the same input every step, whose Dense output is computed once): per layer the traces a_in
     (what the neuron received) and those in keep, each (R, steps, B, n); a hidden layer keeps
-    s for the next layer, the last keeps v (the readout's output)."""
+    s for the next layer, the last keeps v (the readout's output). `inject(k, a)` may return
+    layer k's Dense outputs with rows added or a current summed in before its neurons run
+    (node perturbation in the loop: a second input into the neurons' a_in, as Lava sums them)."""
     traces = []
     for k, rows in enumerate(stack):
         out = dense(rows, x)
         a = out.new_zeros(out.shape[0], steps, *out.shape[2:])
         a[:, delay:] = out if out.shape[1] == 1 else out[:, :steps - delay]
+        if inject is not None:
+            a = inject(k, a)
         wanted = tuple(keep) + (("s",) if k < len(stack) - 1 else ("v",))
         trace = {"a_in": a, **neuron(rows, a, tuple(dict.fromkeys(wanted)))}
         traces.append(trace)
