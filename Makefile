@@ -34,9 +34,10 @@ quick: $(STAMP)
 	$(BIN)/snakemake -c $(CORES) $(SCHEDULE) --configfile config.yaml workflow/configs/quick.yaml
 
 # Two workers, whole files each, end-to-end files first (tests/conftest.py): the study runs
-# on one worker while the unit tests run on the other.
+# on one worker while the unit tests run on the other. The slowest tests are listed at the
+# end, so that the suite's time budget stays visible.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 # The SLURM executor plugin (requirements-slurm.txt) into .venv: not part of run or test.
 SLURM_STAMP := $(VENV)/.installed-slurm
