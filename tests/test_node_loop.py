@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from fwdsnn import io
 from fwdsnn.config import ConfigError, validate_config
 from fwdsnn.data import Affine
 from fwdsnn.grad import mse
@@ -15,11 +14,10 @@ from fwdsnn.grad.node import NodePerturbation
 from fwdsnn.grad.node_loop import noise_scale, subnet_pass
 from fwdsnn.hardware.convert import convert
 from fwdsnn.hardware.emulator import emulate_rows
-from fwdsnn.train import run_training
 from forward_only import lif_linears
 from test_forward_gradient import flat
 from test_hardware import random_inputs, random_model
-from test_train import SETTINGS, outputs
+from test_in_loop import train_in_loop
 
 
 def node_loop(bits=16, delay=0, **changes) -> dict:
@@ -96,13 +94,8 @@ def test_at_16_bits_the_mean_agrees_with_the_float_networks_node_perturbation():
 
 
 def test_node_perturbation_trains_through_the_4_bit_chip(parabola, tmp_path):
-    method = {**SETTINGS["methods"]["bp"], **node_loop(bits=4, directions=2, epsilon=0.3)}
-    train = {**SETTINGS["train"], "steps": 120, "eval_every": 40, "batch": 32, "lr": 0.1}
-    status = run_training(parabola, SETTINGS["models"]["mlp"], method, train, seed=0, device="cpu",
-                          outputs=outputs(tmp_path), estimator=NodePerturbation)
-    history = io.read_dataset(outputs(tmp_path)["history"])
-    loss, test = history["loss"].values, history["test_rel_l2_mean"].values
-    assert status == "completed"
+    method = {"estimator": "node", **node_loop(bits=4, directions=2, epsilon=0.3)}
+    loss, test = train_in_loop(parabola, tmp_path, method, NodePerturbation, steps=120, batch=32)
     assert np.mean(loss[-20:]) < 0.2 * np.mean(loss[:20])  # the 4-bit chip's loss
     assert test[-1] < 0.3  # the float network's, ~0.65 untrained
 
