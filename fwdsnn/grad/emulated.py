@@ -1,4 +1,6 @@
-"""Weight perturbation in the loop: every loss evaluation runs the integer emulator.
+"""Weight perturbation in the loop: every loss evaluation runs the integer emulator. `InLoop`
+(the method key `hardware`) also converts the model for node perturbation in the loop
+(`node_loop`).
 
 The float master weights stay the trained parameters. At each step every parameter set the
 estimator asks for (θ, then θ ± εv per direction) is mapped to fixed point by the hardware
@@ -33,8 +35,8 @@ NORMALISED = Affine(0.0, 1.0)  # losses are taken on the model's normalised outp
 
 
 class InLoop:
-    """The `hardware` method key of weight perturbation: bits (required), input_bits (default
-    the converter's), synaptic_delay (default 0, Norse's timing)."""
+    """The `hardware` method key of weight and node perturbation: bits (required), input_bits
+    (default the converter's), synaptic_delay (default 0, Norse's timing)."""
 
     def __init__(self, settings: dict):
         if not isinstance(settings, dict):
@@ -84,11 +86,15 @@ class InLoop:
         """The model at this chip's settings, by the hardware converter's own mapping."""
         return convert(model, NORMALISED, self.bits, self.input_bits, self.synaptic_delay)
 
+    @staticmethod
+    def check_cpu(model: nn.Module) -> None:
+        if any(p.device.type != "cpu" for p in model.parameters()):
+            raise ValueError("method.hardware: the emulator runs on the CPU; train with device cpu")
+
     @torch.no_grad()
     def losses(self, model: nn.Module, inputs: tuple, target: Tensor, offsets: Blocks) -> Tensor:
         """Losses (1 + N,) of the emulated outputs: θ's, then one per offset row (the signature
         of `perturbation.perturbed_losses`), all sets in one batched emulator pass."""
-        if any(p.device.type != "cpu" for p in model.parameters()):
-            raise ValueError("method.hardware: the emulator runs on the CPU; train with device cpu")
+        self.check_cpu(model)
         outputs, _ = emulate_rows(self.nets(model, offsets), inputs)
         return mse(outputs, target.to(outputs.dtype)).to(target.dtype)

@@ -110,6 +110,7 @@ def emulated_passes(in_loop: InLoop, model: SpikingModel, inputs: tuple, draw, d
                     epsilon: float) -> dict[str, Perturbed]:
     """Every sub-network's node-perturbation pass through the chip at in_loop's settings, cast
     to the model's dtype."""
+    in_loop.check_cpu(model)
     chip = in_loop.convert(model)
     feeds = model_class(chip.kind).subnet_inputs(chip.subnets, inputs)
     dtype = next(model.parameters()).dtype
