@@ -165,8 +165,8 @@ def test_smoke_fit_parabola_by_bptt():
     x = torch.linspace(-1.0, 1.0, 64)[:, None]
     y = x.square()
     model = SpikingMLP(1, 1, 32, 2, 16, {}, make_surrogate(SURROGATES[0]))
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(300):
+    optimiser = torch.optim.Adam(model.parameters(), lr=2e-2)
+    for _ in range(150):
         optimiser.zero_grad()
         (model(x) - y).square().mean().backward()
         optimiser.step()
